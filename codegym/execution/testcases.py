@@ -1,0 +1,212 @@
+"""Test cases, and how each kind is split between the untrusted child and the trusted judge.
+
+The untrusted child only ever computes values: the entry point's return value for a call, the
+value of each program-defined call inside an assert, the stdout of a stdio run. Expected values,
+assertion logic and ``check`` functions stay on the trusted side and are applied to the decoded
+plain-data results.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import math
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from . import _codec
+
+TestKind = Literal["call", "assert", "check", "stdio"]
+
+# Names an assertion may use on the trusted side; any other called name is the program's own
+# and its call is evaluated in the child.
+_TRUSTED_CALLABLES = frozenset(
+    "abs all any bool bytes chr complex dict divmod enumerate filter float frozenset hash int "
+    "isinstance issubclass len list map max min ord pow range repr reversed round set sorted str "
+    "sum tuple type zip".split()
+)
+TRUSTED_BUILTINS = {name: getattr(builtins, name) for name in _TRUSTED_CALLABLES}
+TRUSTED_MODULES = {"math": math, "sys": sys}
+
+
+class LiteralTestError(ValueError):
+    """A generated test is not pure literal data."""
+
+
+@dataclass(frozen=True)
+class AssertPlan:
+    """An assert statement split into program calls (for the child) and a trusted predicate."""
+
+    calls: tuple[str, ...]
+    predicate: Any  # a code object evaluating the assertion over ``__r``
+
+
+class _RecordCalls(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if isinstance(node.func, ast.Name) and node.func.id not in _TRUSTED_CALLABLES:
+            self.calls.append(ast.unparse(node))
+            index = ast.Constant(len(self.calls) - 1)
+            return ast.copy_location(ast.Subscript(ast.Name("__r", ast.Load()), index, ast.Load()), node)
+        return self.generic_visit(node)
+
+
+@lru_cache(maxsize=4096)
+def plan_assert(source: str) -> AssertPlan:
+    """Split ``assert EXPR`` (or a bare expression) into recorded calls and a predicate."""
+    try:
+        tree = ast.parse(source.strip())
+    except SyntaxError as err:
+        raise ValueError("test is not valid Python: %s" % err) from err
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assert, ast.Expr)):
+        raise ValueError("expected a single assert statement, got: %.80s" % source)
+    statement = tree.body[0]
+    expression = statement.test if isinstance(statement, ast.Assert) else statement.value
+    recorder = _RecordCalls()
+    rewritten = ast.fix_missing_locations(ast.Expression(recorder.visit(expression)))
+    if not recorder.calls:
+        raise ValueError("assert calls no program function: %.80s" % source)
+    return AssertPlan(tuple(recorder.calls), compile(rewritten, "<assert>", "eval"))
+
+
+@lru_cache(maxsize=4096)
+def plan_check(source: str, entry_point: str) -> tuple[tuple, ...]:
+    """Candidate calls in a check whose arguments are all literals, in source order.
+
+    They are evaluated ahead in the child, so a typical check needs no round trip per call;
+    a call outside this list (computed arguments, loops) makes the judge fall back to
+    answering calls one at a time."""
+    nodes = [node for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+             and node.func.id in ("candidate", entry_point) and not node.keywords]
+    calls: dict[str, tuple] = {}
+    for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset)):
+        try:
+            args = tuple(ast.literal_eval(arg) for arg in node.args)
+            key = call_key(args)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        calls.setdefault(key, args)
+    return tuple(calls.values())
+
+
+def call_key(args: tuple) -> str:
+    """A type-exact identity for a call's arguments (1, 1.0 and True differ)."""
+    return _codec.dumps(list(args))
+
+
+def evaluate_assert(plan: AssertPlan, results: list[Any]) -> bool:
+    namespace = {"__builtins__": TRUSTED_BUILTINS, "__r": results, **TRUSTED_MODULES}
+    return bool(eval(plan.predicate, namespace))
+
+
+def _literal(source: str, what: str) -> Any:
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
+        raise LiteralTestError("%s is not a literal: %.80s" % (what, source)) from err
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test. Build it with :meth:`call`, :meth:`from_assert`, :meth:`from_check`,
+    :meth:`stdio` or :meth:`from_literals`; never construct the fields by hand."""
+
+    kind: TestKind
+    fn: str = ""
+    args: tuple = ()
+    expected: Any = None
+    source: str = ""
+    setup: str = ""
+    stdin: str = ""
+    expected_stdout: str = ""
+    float_tol: float | None = None
+    origin: str = field(default="", compare=False)
+
+    __test__ = False  # not a pytest class
+
+    @classmethod
+    def call(cls, fn: str, args: list | tuple, expected: Any, float_tol: float | None = None,
+             origin: str = "") -> "TestCase":
+        """``fn(*args) == expected``, with an optional float tolerance."""
+        if not fn.isidentifier():
+            raise ValueError("function name %r is not an identifier" % fn)
+        _codec.encode(list(args))  # fail early on values that cannot travel
+        _codec.encode(expected)
+        return cls("call", fn=fn, args=tuple(args), expected=expected, float_tol=float_tol, origin=origin)
+
+    @classmethod
+    def from_literals(cls, fn: str, args_source: str, expected_source: str,
+                      float_tol: float | None = None, origin: str = "generated") -> "TestCase":
+        """A generated test from literal source text; anything but literals is rejected."""
+        args = _literal(args_source, "arguments")
+        if not isinstance(args, (list, tuple)):
+            args = (args,)
+        return cls.call(fn, args, _literal(expected_source, "expected value"), float_tol, origin)
+
+    @classmethod
+    def from_assert(cls, source: str, origin: str = "") -> "TestCase":
+        """A dataset assert such as MBPP's ``assert f(2, 3) == 5`` (trusted source only)."""
+        plan_assert(source)
+        return cls("assert", source=source.strip(), origin=origin)
+
+    @classmethod
+    def from_check(cls, check_source: str, entry_point: str, setup: str = "",
+                   origin: str = "") -> "TestCase":
+        """A HumanEval-style ``def check(candidate)`` suite; ``setup`` is trusted helper code
+        (for HumanEval, the prompt) that the check may use."""
+        compile(setup + "\n" + check_source, "<check>", "exec")
+        if "def check" not in check_source:
+            raise ValueError("check source defines no check(candidate) function")
+        return cls("check", fn=entry_point, source=check_source, setup=setup, origin=origin)
+
+    @classmethod
+    def stdio(cls, stdin: str, expected_stdout: str, origin: str = "") -> "TestCase":
+        """Feed ``stdin`` to the program and compare its stdout."""
+        return cls("stdio", stdin=stdin, expected_stdout=expected_stdout, origin=origin)
+
+    def describe(self, limit: int = 200) -> str:
+        if self.kind == "call":
+            text = "%s(%s) == %r" % (self.fn, ", ".join(map(repr, self.args)), self.expected)
+        elif self.kind == "stdio":
+            text = "stdin %r -> stdout %r" % (self.stdin, self.expected_stdout)
+        elif self.kind == "check":
+            text = "check(%s)" % self.fn
+        else:
+            text = self.source
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (values in the plain-data wire format)."""
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "call":
+            data.update(fn=self.fn, args=_codec.encode(list(self.args)), expected=_codec.encode(self.expected))
+            if self.float_tol is not None:
+                data["float_tol"] = self.float_tol
+        elif self.kind == "stdio":
+            data.update(stdin=self.stdin, expected_stdout=self.expected_stdout)
+        elif self.kind == "check":
+            data.update(fn=self.fn, source=self.source, setup=self.setup)
+        else:
+            data["source"] = self.source
+        if self.origin:
+            data["origin"] = self.origin
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TestCase":
+        kind, origin = data.get("kind"), data.get("origin", "")
+        if kind == "call":
+            return cls.call(data["fn"], _codec.from_wire(data["args"]), _codec.from_wire(data["expected"]),
+                            data.get("float_tol"), origin)
+        if kind == "stdio":
+            return cls.stdio(data["stdin"], data["expected_stdout"], origin)
+        if kind == "check":
+            return cls.from_check(data["source"], data["fn"], data.get("setup", ""), origin)
+        if kind == "assert":
+            return cls.from_assert(data["source"], origin)
+        raise ValueError("unknown test kind %r" % kind)

@@ -1,0 +1,62 @@
+"""10,000 executions in a row leave nothing behind (processes, zombies, fds, temp dirs, memory)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+
+import psutil
+
+from codegym.execution import Sandbox, TestCase
+
+TESTS = [TestCase.call("f", [3], 9), TestCase.from_assert("assert f(2) == 4")]
+PROGRAMS = [
+    ("def f(x):\n    return x * x  # %d\n", True),
+    ("def f(x):\n    return x + %d\n", False),
+    ("def f(x):\n    raise ValueError(%d)\n", False),
+    ("import os\ndef f(x):\n    os._exit(%d %% 3)\n", False),
+    ("def f(x):\n    return [0] * (10 ** 10) or %d\n", False),
+    ("import threading, time\nthreading.Thread(target=time.sleep, args=(5,)).start()\n"
+     "def f(x):\n    return x * x  # %d\n", True),
+    ("def f(x):\n    while True: pass  # %d\n", False),
+]
+TIMEOUT_EVERY = 100  # one program in a hundred spins until the deadline
+
+
+def _program(i: int) -> tuple[str, bool]:
+    if i % TIMEOUT_EVERY == 0:
+        template, ok = PROGRAMS[-1]
+    else:
+        template, ok = PROGRAMS[i % (len(PROGRAMS) - 1)]
+    return template % i, ok
+
+
+def _jobs_dirs() -> list[str]:
+    return glob.glob(os.path.join(tempfile.gettempdir(), "codegym-jobs-*"))
+
+
+def test_ten_thousand_executions_leak_nothing():
+    total = int(os.environ.get("CODEGYM_SOAK_RUNS", "10000"))
+    me = psutil.Process()
+    dirs_before = set(_jobs_dirs())
+    with Sandbox(timeout_s=0.25, memory_mb=256, workers=2, cache_size=0) as sandbox:
+        sandbox.run_batch([(_program(i)[0], TESTS) for i in range(1, 200)])  # warm up
+        fds_before, rss_before = me.num_fds(), me.memory_info().rss
+        for chunk in range(0, total, 500):
+            batch = [_program(i) for i in range(chunk, min(total, chunk + 500))]
+            results = sandbox.run_batch([(program, TESTS) for program, _ in batch])
+            assert [r.passed for r in results] == [ok for _, ok in batch]
+            assert all(r.status == "timeout" for (p, _), r in zip(batch, results) if "while True" in p)
+        assert sandbox.executions >= total
+        for worker in sandbox._all:
+            tree = psutil.Process(worker.proc.pid).children(recursive=True)
+            assert len(tree) == 1, [p.cmdline() for p in tree]  # only the PID-1 zygote
+            assert tree[0].status() != psutil.STATUS_ZOMBIE
+        for jobs_root in set(_jobs_dirs()) - dirs_before:
+            assert os.listdir(jobs_root) == []
+        assert me.num_fds() <= fds_before + 2
+        assert me.memory_info().rss - rss_before < 50 << 20
+    assert not [c for c in me.children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE]
+    assert not [c for c in me.children(recursive=True)]
+    assert set(_jobs_dirs()) == dirs_before
