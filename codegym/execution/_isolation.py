@@ -124,7 +124,7 @@ class LandlockRuleset:
     scoped: bool
 
     @classmethod
-    def build(cls, read_paths: list[str], write_paths: list[str]) -> "LandlockRuleset":
+    def build(cls, read_paths: list[str], write_paths: list[str]) -> LandlockRuleset:
         abi = landlock_abi()
         if abi < 1:
             raise OSError(errno.ENOSYS, "Landlock is not available")
@@ -177,7 +177,8 @@ def seccomp_program() -> bytes | None:
               "pivot_root", "chroot", "reboot", "swapon", "swapoff", "init_module", "finit_module",
               "delete_module", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
               "userfaultfd", "io_uring_setup", "setpriority", "sched_setaffinity", "setsid",
-              "setpgid", "open_by_handle_at", "name_to_handle_at", "capset", "ioperm", "iopl", "kexec_load", "acct", "settimeofday", "clock_settime"]
+              "setpgid", "open_by_handle_at", "name_to_handle_at", "capset", "ioperm", "iopl", "kexec_load",
+              "acct", "settimeofday", "clock_settime"]
     for name in denied:
         try:
             flt.add_rule(sc.ERRNO(errno.EPERM), name)

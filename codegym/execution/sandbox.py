@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from . import _codec, _isolation
 from .compare import stdout_matches, values_equal
@@ -173,7 +174,7 @@ class Sandbox:
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -131,7 +131,7 @@ class TestCase:
 
     @classmethod
     def call(cls, fn: str, args: list | tuple, expected: Any, float_tol: float | None = None,
-             origin: str = "") -> "TestCase":
+             origin: str = "") -> TestCase:
         """``fn(*args) == expected``, with an optional float tolerance."""
         if not fn.isidentifier():
             raise ValueError("function name %r is not an identifier" % fn)
@@ -141,7 +141,7 @@ class TestCase:
 
     @classmethod
     def from_literals(cls, fn: str, args_source: str, expected_source: str,
-                      float_tol: float | None = None, origin: str = "generated") -> "TestCase":
+                      float_tol: float | None = None, origin: str = "generated") -> TestCase:
         """A generated test from literal source text; anything but literals is rejected."""
         args = _literal(args_source, "arguments")
         if not isinstance(args, (list, tuple)):
@@ -149,14 +149,14 @@ class TestCase:
         return cls.call(fn, args, _literal(expected_source, "expected value"), float_tol, origin)
 
     @classmethod
-    def from_assert(cls, source: str, origin: str = "") -> "TestCase":
+    def from_assert(cls, source: str, origin: str = "") -> TestCase:
         """A dataset assert such as MBPP's ``assert f(2, 3) == 5`` (trusted source only)."""
         plan_assert(source)
         return cls("assert", source=source.strip(), origin=origin)
 
     @classmethod
     def from_check(cls, check_source: str, entry_point: str, setup: str = "",
-                   origin: str = "") -> "TestCase":
+                   origin: str = "") -> TestCase:
         """A HumanEval-style ``def check(candidate)`` suite; ``setup`` is trusted helper code
         (for HumanEval, the prompt) that the check may use."""
         compile(setup + "\n" + check_source, "<check>", "exec")
@@ -165,7 +165,7 @@ class TestCase:
         return cls("check", fn=entry_point, source=check_source, setup=setup, origin=origin)
 
     @classmethod
-    def stdio(cls, stdin: str, expected_stdout: str, origin: str = "") -> "TestCase":
+    def stdio(cls, stdin: str, expected_stdout: str, origin: str = "") -> TestCase:
         """Feed ``stdin`` to the program and compare its stdout."""
         return cls("stdio", stdin=stdin, expected_stdout=expected_stdout, origin=origin)
 
@@ -198,7 +198,7 @@ class TestCase:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TestCase":
+    def from_dict(cls, data: dict) -> TestCase:
         kind, origin = data.get("kind"), data.get("origin", "")
         if kind == "call":
             return cls.call(data["fn"], _codec.from_wire(data["args"]), _codec.from_wire(data["expected"]),

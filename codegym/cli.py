@@ -1,0 +1,144 @@
+"""The ``codegym`` command line. Each subcommand lives in a small function below."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+
+def _command(name: str):
+    def register(builder: Callable[[argparse.ArgumentParser], None]):
+        COMMANDS[name] = builder
+        return builder
+
+    return register
+
+
+def _dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-path", default=None, help="data file or folder (MBPP, APPS, custom)")
+    parser.add_argument("--split", default=None, help="MBPP split (train, validation, test, prompt)")
+
+
+# -- datasets ----------------------------------------------------------------------------------------
+@_command("datasets")
+def _datasets(parser: argparse.ArgumentParser) -> None:
+    """List and inspect problem sets."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="datasets codegym can load").set_defaults(run=_datasets_list)
+    show = sub.add_parser("show", help="summary of a dataset, or one problem's public view")
+    show.add_argument("dataset")
+    show.add_argument("--problem", default=None, help="show this problem")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    _dataset_args(show)
+    show.set_defaults(run=_datasets_show)
+
+
+def _datasets_list(args: argparse.Namespace) -> int:
+    from .datasets import DATASETS
+
+    width = max(map(len, DATASETS))
+    for name, description in DATASETS.items():
+        print("%-*s  %s" % (width, name, description))
+    return 0
+
+
+def _datasets_show(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+
+    dataset = load_dataset(args.dataset, data_path=args.data_path, split=args.split, on_error="skip")
+    if args.problem:
+        problem = dataset.get(args.problem)
+        view = problem.public_view() | {"hidden_tests": len(problem.hidden_tests),
+                                         "reference_solutions": len(problem.reference_solutions)}
+        print(json.dumps(view, indent=2) if args.json else _format_view(view))
+        return 0
+    kinds = {kind: sum(p.kind == kind for p in dataset) for kind in ("function", "stdio")}
+    summary = {"dataset": dataset.name, "problems": len(dataset), **kinds,
+               "with_public_tests": sum(bool(p.public_tests) for p in dataset),
+               "hidden_tests": sum(len(p.hidden_tests) for p in dataset), "skipped_records": len(dataset.skipped),
+               "dropped_public_tests": len(dataset.dropped_tests),
+               "first_ids": [p.id for p in dataset.problems[:5]]}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _format_view(view: dict) -> str:
+    lines = ["%s (%s)" % (view["id"], view["kind"]), "", view["statement"], ""]
+    if view["signature"]:
+        lines.append("signature: %s" % view["signature"])
+    lines.append("public tests:")
+    lines += ["  " + t for t in view["public_tests"]] or ["  (none)"]
+    lines.append("hidden tests: %d (content not shown)" % view["hidden_tests"])
+    return "\n".join(lines)
+
+
+# -- env -----------------------------------------------------------------------------------------------
+@_command("env")
+def _env(parser: argparse.ArgumentParser) -> None:
+    """Check the Gymnasium environments."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    check = sub.add_parser("check", help="run gymnasium's env checker and a scripted episode")
+    check.add_argument("env_id")
+    _dataset_args(check)
+    check.set_defaults(run=_env_check)
+
+
+def _env_check(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    from . import format_step
+
+    kwargs = {k: v for k, v in {"data_path": args.data_path, "split": args.split}.items() if v is not None}
+    env = gym.make(args.env_id, **kwargs)
+    check_env(env.unwrapped)
+    _, info = env.reset(seed=0)
+    problem = env.unwrapped.problem
+    reference = problem.reference_solutions[0] if problem.reference_solutions else "pass"
+    env.step(format_step("define", "1. Solve the problem directly."))
+    _, reward, terminated, _, step_info = env.step(format_step("translate", reference))
+    print("check_env: ok (%d problems)" % len(env.unwrapped.problems))
+    print("scripted episode on %s: reward %.3f, terminated %s, status %s"
+          % (info["problem_id"], reward, terminated, step_info.get("status")))
+    return 0
+
+
+# -- sandbox -------------------------------------------------------------------------------------------
+@_command("sandbox")
+def _sandbox(parser: argparse.ArgumentParser) -> None:
+    """Inspect the execution sandbox."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("info", help="which protections are active on this machine").set_defaults(run=_sandbox_info)
+
+
+def _sandbox_info(args: argparse.Namespace) -> int:
+    from .execution import Sandbox
+
+    print(json.dumps(Sandbox.protections(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codegym", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, builder in COMMANDS.items():
+        builder(sub.add_parser(name, help=(builder.__doc__ or name).strip().splitlines()[0]))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print("codegym: error: %s" % (err.args[0] if err.args else err), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""One problem type for every source, with three test sets that differ by purpose."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..execution import TestCase
+
+ProblemKind = Literal["function", "stdio"]
+
+
+class DatasetError(ValueError):
+    """A malformed record: the message names the file, the line and the field."""
+
+    def __init__(self, path: str, line: int, field_name: str, reason: str):
+        super().__init__("%s:%d: field %r: %s" % (path, line, field_name, reason))
+        self.path, self.line, self.field, self.reason = path, line, field_name, reason
+
+
+@dataclass
+class Problem:
+    """A programming problem.
+
+    ``public_tests`` may be shown to a model (in the prompt), ``hidden_tests`` only score a final
+    submission (through :func:`codegym.evaluate_submission`), ``generated_tests`` come from the
+    Test Case Generator. ``test_setup`` is trusted dataset code appended to a submission before
+    its tests run (MBPP's ``test_setup_code``, which builds inputs from the program's classes).
+    """
+
+    id: str
+    statement: str
+    kind: ProblemKind = "function"
+    entry_point: str = ""
+    signature: str = ""
+    reference_solutions: list[str] = field(default_factory=list)
+    public_tests: list[TestCase] = field(default_factory=list)
+    hidden_tests: list[TestCase] = field(default_factory=list, repr=False)
+    generated_tests: list[TestCase] = field(default_factory=list)
+    test_setup: str = ""
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def program_for_tests(self, code: str) -> str:
+        """The submission as it runs against this problem's tests."""
+        return code if not self.test_setup else code + "\n\n" + self.test_setup
+
+    def public_view(self) -> dict[str, Any]:
+        """What a model or agent may see: everything except hidden tests and references."""
+        return {"id": self.id, "statement": self.statement, "kind": self.kind, "entry_point": self.entry_point,
+                "signature": self.signature, "public_tests": [t.describe(400) for t in self.public_tests]}
+
+    # -- the custom JSONL schema (docs: envs_data/schema.md) ---------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "statement": self.statement, "kind": self.kind, "entry_point": self.entry_point,
+            "signature": self.signature, "reference_solutions": self.reference_solutions,
+            "public_tests": [test_to_record(t) for t in self.public_tests],
+            "hidden_tests": [test_to_record(t) for t in self.hidden_tests],
+            "generated_tests": [test_to_record(t) for t in self.generated_tests],
+            "test_setup": self.test_setup, "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_record(cls, record: Any, path: str = "<record>", line: int = 0, source: str = "custom") -> Problem:
+        if not isinstance(record, dict):
+            raise DatasetError(path, line, "<record>", "expected a JSON object")
+
+        def need(name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+            if name not in record:
+                if required:
+                    raise DatasetError(path, line, name, "missing")
+                return default
+            if not isinstance(record[name], kind):
+                raise DatasetError(path, line, name, "expected %s" % getattr(kind, "__name__", kind))
+            return record[name]
+
+        problem_id = need("id", (str, int), required=True)
+        kind = need("kind", str, "function")
+        if kind not in ("function", "stdio"):
+            raise DatasetError(path, line, "kind", "must be 'function' or 'stdio'")
+        entry_point = need("entry_point", str, "")
+        if kind == "function" and not entry_point.isidentifier():
+            raise DatasetError(path, line, "entry_point", "a function problem needs an identifier")
+        tests = {}
+        for name in ("public_tests", "hidden_tests", "generated_tests"):
+            entries = need(name, list, [])
+            tests[name] = [test_from_record(entry, entry_point, path, line, "%s[%d]" % (name, i))
+                           for i, entry in enumerate(entries)]
+        if not tests["hidden_tests"]:
+            raise DatasetError(path, line, "hidden_tests", "at least one hidden test is required")
+        solutions = need("reference_solutions", list, [])
+        if not all(isinstance(s, str) for s in solutions):
+            raise DatasetError(path, line, "reference_solutions", "expected a list of strings")
+        return cls(id=str(problem_id), statement=need("statement", str, required=True), kind=kind,
+                   entry_point=entry_point, signature=need("signature", str, ""), reference_solutions=solutions,
+                   test_setup=need("test_setup", str, ""), source=source, metadata=need("metadata", dict, {}),
+                   **tests)
+
+
+def _literal_field(entry: dict, name: str, path: str, line: int, where: str) -> Any:
+    value = entry.get(name)
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
+            raise DatasetError(path, line, "%s.%s" % (where, name), "not a Python literal: %s" % err) from err
+    return value
+
+
+def test_from_record(entry: Any, entry_point: str, path: str, line: int, where: str) -> TestCase:
+    """A test in the custom schema: {"type": "call"|"assert"|"stdio", ...}."""
+    if not isinstance(entry, dict) or entry.get("type") not in ("call", "assert", "stdio", "check"):
+        raise DatasetError(path, line, where, "a test is an object with type call, assert, check or stdio")
+    kind = entry["type"]
+    origin = str(entry.get("origin", ""))
+    try:
+        if kind == "call":
+            if "args" not in entry or "expected" not in entry:
+                raise DatasetError(path, line, where, "a call test needs args and expected")
+            args = _literal_field(entry, "args", path, line, where)
+            if not isinstance(args, (list, tuple)):
+                raise DatasetError(path, line, where + ".args", "must be a list of arguments")
+            expected = _literal_field(entry, "expected", path, line, where)
+            return TestCase.call(str(entry.get("fn", entry_point)), list(args), expected,
+                                 entry.get("float_tol"), origin)
+        if kind == "assert":
+            return TestCase.from_assert(str(entry.get("code", "")), origin)
+        if kind == "check":
+            return TestCase.from_check(str(entry.get("code", "")), entry_point, str(entry.get("setup", "")), origin)
+        if not isinstance(entry.get("input"), str) or not isinstance(entry.get("output"), str):
+            raise DatasetError(path, line, where, "a stdio test needs string input and output")
+        return TestCase.stdio(entry["input"], entry["output"], origin)
+    except DatasetError:
+        raise
+    except (ValueError, SyntaxError, TypeError) as err:
+        raise DatasetError(path, line, where, str(err)) from err
+
+
+def test_to_record(test: TestCase) -> dict[str, Any]:
+    record: dict[str, Any]
+    if test.kind == "call":
+        record = {"type": "call", "fn": test.fn, "args": repr(list(test.args)), "expected": repr(test.expected)}
+        if test.float_tol is not None:
+            record["float_tol"] = test.float_tol
+    elif test.kind == "assert":
+        record = {"type": "assert", "code": test.source}
+    elif test.kind == "check":
+        record = {"type": "check", "code": test.source, "setup": test.setup}
+    else:
+        record = {"type": "stdio", "input": test.stdin, "output": test.expected_stdout}
+    if test.origin:
+        record["origin"] = test.origin
+    return record
