@@ -122,6 +122,67 @@ def _sandbox_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- policies ------------------------------------------------------------------------------------------
+def _policy_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", default="smollm2", help="smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL | ct2:PATH")
+    parser.add_argument("--cache", action="store_true", help="use the persistent generation cache")
+
+
+@_command("solve")
+def _solve(parser: argparse.ArgumentParser) -> None:
+    """Play one episode greedily (define -> refine -> translate) and print it."""
+    parser.add_argument("--env", default="CodeGym/Starter-v0")
+    parser.add_argument("--problem", required=True, help="problem id")
+    parser.add_argument("--template", default="pseudocode", help="prompt template (pseudocode, cot, direct)")
+    parser.add_argument("--refines", type=int, default=1, help="refine steps before translating")
+    _policy_args(parser)
+    _dataset_args(parser)
+    parser.set_defaults(run=_run_solve)
+
+
+def _run_solve(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from .llm import load
+    from .policy import StepPolicy
+
+    kwargs = {k: v for k, v in {"data_path": args.data_path, "split": args.split}.items() if v is not None}
+    env = gym.make(args.env, **kwargs)
+    obs, info = env.reset(options={"problem_id": args.problem})
+    problem = env.unwrapped.problem
+    policy = StepPolicy(load(args.policy, cache=args.cache), args.template)
+    print("problem %s\n%s\n" % (problem.id, obs["problem"]))
+    for kind in ["define"] + ["refine"] * args.refines + ["translate"]:
+        proposal = policy.propose_many([(obs["problem"], obs["trajectory"], kind, problem.kind == "stdio")])[0][0]
+        obs, reward, terminated, truncated, info = env.step(proposal.action)
+        print(proposal.action if info["invalid_action"] is None else "(invalid: %s)" % info["invalid_action"])
+        print("-> reward %.3f\n" % reward)
+        if terminated or truncated:
+            break
+    if "code" in info:
+        print("status on %s tests: %s (%d/%d passed), reward %.3f"
+              % (info["reward_tests"], info["status"], info["tests_passed"], info["tests_total"], reward))
+    print("usage: %s" % policy.backend.usage.to_dict())
+    return 0
+
+
+@_command("serve")
+def _serve(parser: argparse.ArgumentParser) -> None:
+    """Serve a policy over an OpenAI-compatible HTTP API."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    _policy_args(parser)
+    parser.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .llm import load
+    from .llm.server import serve
+
+    serve(load(args.policy, cache=args.cache), args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codegym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

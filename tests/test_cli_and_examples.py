@@ -47,3 +47,11 @@ def test_scripted_episode_example():
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "translate reward=1.00 terminated=True" in result.stdout and "passed=True" in result.stdout
+
+
+def test_solve_plays_one_greedy_episode_on_the_embedded_model():
+    result = _codegym("solve", "--env", "CodeGym/Starter-v0", "--problem", "starter/sum_of_squares", "--policy", "smollm2")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.index("[define]") < out.index("[refine]") < out.index("[translate]")
+    assert "status on public tests:" in out and "generated_tokens" in out
