@@ -183,6 +183,84 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- benchmark, demo, trees --------------------------------------------------------------------------
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+@_command("bench")
+def _bench(parser: argparse.ArgumentParser) -> None:
+    """Benchmark search agents at equal compute (hidden tests score the answers)."""
+    parser.add_argument("--env", default="CodeGym/Starter-v0")
+    parser.add_argument("--agents", default="greedy,best-of-n,beam,mcts", help="comma-separated agent names")
+    parser.add_argument("--template", default="pseudocode")
+    parser.add_argument("--budget-tokens", default="1000", help="comma-separated generated-token budgets")
+    parser.add_argument("--budget-calls", type=int, default=None, help="also cap LLM calls per problem")
+    parser.add_argument("--limit", type=int, default=None, help="first N problems")
+    parser.add_argument("--problems", default=None, help="comma-separated problem ids")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--out", default="results/bench")
+    parser.add_argument("--aspr-samples", type=int, default=4, help="translate resamples per solved item (0: off)")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the generation cache")
+    parser.add_argument("--policy", default="smollm2", help="smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL")
+    _dataset_args(parser)
+    parser.set_defaults(run=_run_bench)
+
+
+def _bench_config(args: argparse.Namespace):
+    from .bench import BenchConfig
+
+    return BenchConfig(env=args.env, data_path=args.data_path, split=args.split, agents=args.agents.split(","),
+                       policy=args.policy, template=args.template, budget_tokens=_int_list(args.budget_tokens),
+                       budget_calls=args.budget_calls, limit=args.limit,
+                       problems=args.problems.split(",") if args.problems else None, seeds=_int_list(args.seeds),
+                       out=args.out, cache=not args.no_cache, aspr_samples=args.aspr_samples)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import format_table, run_bench
+
+    config = _bench_config(args)
+    summary = run_bench(config)
+    print(format_table(summary))
+    print("\nresults: %s/results.jsonl  summary: %s/summary.json  plot: %s/pass_at_1.png"
+          % (config.out, config.out, config.out))
+    return 0
+
+
+@_command("demo")
+def _demo(parser: argparse.ArgumentParser) -> None:
+    """The main job: greedy vs MCTS on the starter set with the embedded model (a few minutes)."""
+    parser.add_argument("--out", default="results/demo")
+    parser.add_argument("--limit", type=int, default=6)
+    parser.add_argument("--budget-tokens", default="600,1200")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    bench_args = build_parser().parse_args(["bench", "--env", "CodeGym/Starter-v0", "--agents", "greedy,mcts",
+                                            "--budget-tokens", args.budget_tokens, "--limit", str(args.limit),
+                                            "--out", args.out, "--aspr-samples", "2"])
+    return _run_bench(bench_args)
+
+
+@_command("tree")
+def _tree(parser: argparse.ArgumentParser) -> None:
+    """Explore a search tree exported by an agent."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    view = sub.add_parser("view", help="write a self-contained offline HTML page for a tree JSON file")
+    view.add_argument("file")
+    view.add_argument("--out", default=None, help="HTML path (default: next to the JSON)")
+    view.set_defaults(run=_run_tree_view)
+
+
+def _run_tree_view(args: argparse.Namespace) -> int:
+    from .tree_view import write_tree_html
+
+    print(write_tree_html(args.file, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codegym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

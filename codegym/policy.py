@@ -28,18 +28,20 @@ class StepPolicy:
     def request(self, problem: str, trajectory: str, kind: str, stdio: bool = False, **sampling) -> GenerationRequest:
         return self.template.request(problem, trajectory, kind, chat=self.chat, stdio=stdio, **sampling)
 
-    def propose_many(self, items: list[tuple[str, str, str, bool]], n: int = 1, temperature: float = 0.0,
+    def propose_many(self, items: list[tuple[str, str, str, bool]], n: int | list[int] = 1, temperature: float = 0.0,
                      seed: int = 0, max_new_tokens: int | None = None) -> list[list[Proposal]]:
-        """For each (problem, trajectory, kind, stdio) item, ``n`` proposals; one backend batch."""
+        """For each (problem, trajectory, kind, stdio) item, ``n`` proposals (or ``n[i]``), in one
+        backend batch: all requests share ``seed`` so the engine batches them together."""
+        counts = n if isinstance(n, list) else [n] * len(items)
         results: list[list[Proposal] | None] = [None] * len(items)
         requests, slots = [], []
-        for index, (problem, trajectory, kind, stdio) in enumerate(items):
+        for index, ((problem, trajectory, kind, stdio), count) in enumerate(zip(items, counts)):
             fixed = self.template.fixed_steps.get(kind)
             if fixed is not None:
-                results[index] = [Proposal(kind, self.template.prefixes[kind] + fixed, None)] * n
+                results[index] = [Proposal(kind, self.template.prefixes[kind] + fixed, None)] * count
                 continue
-            requests.append(self.request(problem, trajectory, kind, stdio, n=n, temperature=temperature,
-                                         seed=seed + 7919 * index, max_new_tokens=max_new_tokens))
+            requests.append(self.request(problem, trajectory, kind, stdio, n=count, temperature=temperature,
+                                         seed=seed, max_new_tokens=max_new_tokens))
             slots.append((index, kind))
         if requests:
             output = self.backend.generate(requests)

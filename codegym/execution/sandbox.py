@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import _codec, _isolation
-from .compare import stdout_matches, values_equal
+from .compare import normalise_output, stdout_matches, values_equal
 from .testcases import TestCase, call_key, evaluate_assert, plan_assert, plan_check
 
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
@@ -40,6 +40,7 @@ class TestOutcome:
     passed: bool
     status: str
     message: str = ""
+    output: str | None = None  # call/stdio tests: canonical form of what the program produced
 
     __test__ = False
 
@@ -472,19 +473,22 @@ def _judge(test: TestCase, answers: list[dict] | None, session: _JobSession) -> 
     except _CandidateError as err:
         return TestOutcome(False, err.status, err.message)
     try:
+        output = None
         if test.kind == "call":
             ok = values_equal(values[0], test.expected, test.float_tol)
             detail = "got %s, expected %s" % (_SHORT.repr(values[0]), _SHORT.repr(test.expected))
+            output = _codec.dumps(values[0])
         elif test.kind == "stdio":
             got = values[0] if isinstance(values[0], str) else ""
             ok = stdout_matches(got, test.expected_stdout)
             detail = "got %s, expected %s" % (_SHORT.repr(got), _SHORT.repr(test.expected_stdout))
+            output = json.dumps(normalise_output(got))
         else:
             ok = evaluate_assert(plan_assert(test.source), values)
             detail = "%s failed; calls returned %s" % (test.describe(120), _SHORT.repr(values))
     except Exception as err:  # noqa: BLE001 - e.g. comparing unorderable decoded values
         return TestOutcome(False, "wrong_answer", ("%s: %s" % (type(err).__name__, err))[:300])
-    return TestOutcome(True, "passed") if ok else TestOutcome(False, "wrong_answer", detail)
+    return TestOutcome(True, "passed", output=output) if ok else TestOutcome(False, "wrong_answer", detail, output)
 
 
 def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float) -> RunResult:

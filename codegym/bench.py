@@ -1,0 +1,263 @@
+"""``codegym bench``: search agents compared at equal compute, scored on hidden tests only.
+
+Each (problem, agent, budget, seed) item is solved once, then its final program is judged once
+through :func:`codegym.evaluate_submission`. Rows stream to ``results.jsonl`` as they finish
+(flushed and fsync'ed); re-running the same command skips finished items, so a ``kill -9`` loses
+at most the item in flight and no row is ever written twice.
+
+Metrics per (agent, budget):
+  * pass@1: fraction of items whose final program passes the hidden tests;
+  * pass@k (sampling agents): unbiased estimator 1 - C(n-c, k)/C(n, k) over the item's distinct
+    candidate programs (judged after the agent committed, for this metric only);
+  * ASPR (O1-CODER's average sampling pass rate, our exact definition): for every item whose final
+    program passes, keep its reasoning prefix (all steps before translate), sample ``aspr_samples``
+    translate steps from it at temperature ``aspr_temperature``, and take the fraction that pass;
+    ASPR is the mean over those items. Its tokens are not charged to the agent's budget;
+  * compute: generated and prompt tokens, LLM calls, sandbox executions, wall seconds; and the
+    invalid-action rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from tqdm import tqdm
+
+PACKAGES = ("codegym", "gymnasium", "torch", "transformers", "ctranslate2", "numpy")
+
+
+@dataclass
+class BenchConfig:
+    env: str = "CodeGym/Starter-v0"
+    data_path: str | None = None
+    split: str | None = None
+    agents: list[str] = field(default_factory=lambda: ["greedy", "mcts"])
+    policy: str = "smollm2"
+    template: str = "pseudocode"
+    budget_tokens: list[int] = field(default_factory=lambda: [1000])
+    budget_calls: int | None = None
+    limit: int | None = None
+    problems: list[str] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    out: str = "results/bench"
+    cache: bool = True
+    aspr_samples: int = 4
+    aspr_temperature: float = 0.8
+    pass_at_k: list[int] = field(default_factory=lambda: [1, 5])
+    max_candidates_judged: int = 16
+    agent_options: dict[str, dict] = field(default_factory=dict)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al.): 1 - C(n-c, k) / C(n, k); needs n >= k."""
+    if n < k:
+        raise ValueError("pass@%d needs at least %d samples, got %d" % (k, k, n))
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def item_key(row: dict) -> tuple:
+    return (row["problem_id"], row["agent"], int(row["budget"]), int(row["seed"]))
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a results file; a torn last line (killed mid-write) is ignored."""
+    rows: list[dict] = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def _append_row(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _repair_tail(path: Path) -> None:
+    """Drop a partial last line left by a kill, so appends start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def run_metadata() -> dict:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parents[1]).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "git_commit": commit, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: float, seed: int) -> float | None:
+    """Fraction of ``samples`` translate steps, sampled from the reasoning prefix, that pass."""
+    from codegym.envs import render_problem
+    from codegym.envs.steps import format_step, parse_step
+    from codegym.judge import evaluate_submission
+
+    prefix = [(kind, text) for kind, text in steps if kind != "translate"]
+    trajectory = "\n\n".join(format_step(kind, text) for kind, text in prefix)
+    proposals = policy.propose_many([(render_problem(problem), trajectory, "translate", problem.kind == "stdio")],
+                                    n=samples, temperature=temperature, seed=seed)[0]
+    passed = 0
+    for proposal in proposals:
+        try:
+            code = parse_step(proposal.action).text
+        except ValueError:
+            continue
+        passed += evaluate_submission(problem, code, sandbox).passed
+    return passed / samples
+
+
+def run_bench(config: BenchConfig, progress: bool = True) -> dict:
+    import gymnasium as gym
+
+    import codegym  # noqa: F401 - registers the environments
+    from agents import make_agent
+    from agents.base import Budget
+    from codegym.judge import evaluate_submission
+    from codegym.llm import load
+    from codegym.policy import StepPolicy
+
+    out = Path(config.out)
+    (out / "trees").mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"config": asdict(config), "run": run_metadata()}, indent=2))
+    results = out / "results.jsonl"
+    _repair_tail(results)
+    done = {item_key(row) for row in read_rows(results)}
+
+    env_kwargs = {k: v for k, v in {"data_path": config.data_path, "split": config.split}.items() if v is not None}
+    env = gym.make(config.env, **env_kwargs)
+    problems = env.unwrapped.problems
+    if config.problems:
+        wanted = set(config.problems)
+        problems = [p for p in problems if p.id in wanted]
+    problems = problems[: config.limit] if config.limit else problems
+    items = [(p, agent, budget, seed) for seed in config.seeds for budget in config.budget_tokens
+             for agent in config.agents for p in problems]
+    todo = [item for item in items if (item[0].id, item[1], item[2], item[3]) not in done]
+    if todo:
+        policy = StepPolicy(load(config.policy, cache=config.cache), config.template)
+        sandbox = env.unwrapped.sandbox
+        bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="bench", unit="item", disable=not progress)
+        for problem, agent_name, budget, seed in todo:
+            options = {"seed": seed, **config.agent_options.get(agent_name, {})}
+            agent = make_agent(agent_name, policy, **options)
+            started = time.time()
+            solution = agent.solve(env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
+            wall = time.time() - started
+            verdict = evaluate_submission(problem, solution.code, sandbox) if solution.code else None
+            row = {"problem_id": problem.id, "agent": agent_name, "budget": budget, "seed": seed,
+                   "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
+                   "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
+                   "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
+                   "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs + (1 if verdict else 0),
+                   "wall_s": round(wall, 3), "actions": solution.actions, "invalid_actions": solution.invalid_actions,
+                   "within_budget": solution.usage.generated_tokens <= budget}
+            distinct = list(dict.fromkeys(c for c in solution.candidates if c))[: config.max_candidates_judged]
+            if len(distinct) > 1:
+                row["candidates_passed"] = [evaluate_submission(problem, c, sandbox).passed for c in distinct]
+            if row["passed"] and config.aspr_samples:
+                row["aspr"] = aspr_for(problem, solution.trajectory, policy, sandbox, config.aspr_samples,
+                                       config.aspr_temperature, seed)
+            if solution.tree is not None:
+                name = "%s-%d-%d-%s.json" % (agent_name, budget, seed, problem.id.replace("/", "_"))
+                (out / "trees" / name).write_text(solution.tree.to_json(problem_id=problem.id, agent=agent_name,
+                                                                        budget=budget, seed=seed))
+                row["tree"] = "trees/" + name
+            _append_row(results, row)
+            bar.update(1)
+        bar.close()
+    rows = [row for row in read_rows(results) if item_key(row) in {(p.id, a, b, s) for p, a, b, s in items}]
+    summary = summarise(rows, config.pass_at_k)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot_summary(summary, out / "pass_at_1.png")
+    return summary
+
+
+def summarise(rows: list[dict], ks: list[int]) -> dict:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[(row["agent"], int(row["budget"]))].append(row)
+    table = []
+    for (agent, budget), members in sorted(groups.items()):
+        entry = {"agent": agent, "budget": budget, "items": len(members),
+                 "pass@1": sum(r["passed"] for r in members) / len(members)}
+        for k in ks:
+            if k == 1:
+                continue
+            estimates = [pass_at_k(len(r["candidates_passed"]), sum(r["candidates_passed"]), k)
+                         for r in members if len(r.get("candidates_passed", [])) >= k]
+            entry["pass@%d" % k] = sum(estimates) / len(estimates) if estimates else None
+        asprs = [r["aspr"] for r in members if r.get("aspr") is not None]
+        entry["aspr"] = sum(asprs) / len(asprs) if asprs else None
+        entry["aspr_items"] = len(asprs)
+        for name in ("generated_tokens", "prompt_tokens", "llm_calls", "sandbox_runs", "wall_s"):
+            entry["mean_" + name] = sum(r[name] for r in members) / len(members)
+        actions = sum(r["actions"] for r in members)
+        entry["invalid_action_rate"] = sum(r["invalid_actions"] for r in members) / actions if actions else 0.0
+        entry["all_within_budget"] = all(r["within_budget"] for r in members)
+        table.append(entry)
+    return {"rows": len(rows), "table": table}
+
+
+def format_table(summary: dict) -> str:
+    header = "%-10s %7s %6s %7s %7s %7s %9s %6s %8s %7s" % ("agent", "budget", "items", "pass@1", "pass@5",
+                                                        "ASPR", "tokens", "calls", "sandbox", "wall_s")
+    lines = [header, "-" * len(header)]
+    for e in summary["table"]:
+        def fmt(value):
+            return "%7.3f" % value if value is not None else "%7s" % "-"
+
+        lines.append("%-10s %7d %6d %s %s %s %9.0f %6.1f %8.1f %7.1f" % (
+            e["agent"], e["budget"], e["items"], fmt(e["pass@1"]), fmt(e.get("pass@5")), fmt(e["aspr"]),
+            e["mean_generated_tokens"], e["mean_llm_calls"], e["mean_sandbox_runs"], e["mean_wall_s"]))
+    return "\n".join(lines)
+
+
+def plot_summary(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    agents = sorted({e["agent"] for e in summary["table"]})
+    for agent in agents:
+        points = sorted((e["budget"], e["pass@1"]) for e in summary["table"] if e["agent"] == agent)
+        ax.plot([b for b, _ in points], [p for _, p in points], marker="o", label=agent)
+    ax.set_xlabel("budget (generated tokens per problem)")
+    ax.set_ylabel("pass@1 (hidden tests)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
