@@ -136,7 +136,8 @@ def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: f
     return passed / samples
 
 
-def run_bench(config: BenchConfig, progress: bool = True) -> dict:
+def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
+    """Run (or resume) a benchmark; ``backend`` overrides ``config.policy`` (tests pass a scripted one)."""
     import gymnasium as gym
 
     import codegym  # noqa: F401 - registers the environments
@@ -164,7 +165,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> dict:
              for agent in config.agents for p in problems]
     todo = [item for item in items if (item[0].id, item[1], item[2], item[3]) not in done]
     if todo:
-        policy = StepPolicy(load(config.policy, cache=config.cache), config.template)
+        policy = StepPolicy(backend or load(config.policy, cache=config.cache), config.template)
         sandbox = env.unwrapped.sandbox
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="bench", unit="item", disable=not progress)
         for problem, agent_name, budget, seed in todo:

@@ -1,0 +1,213 @@
+"""Agents on a scripted backend (known trees), selectors, budgets, metrics, resume, tree viewer."""
+
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+
+import gymnasium as gym
+import pytest
+
+import codegym  # noqa: F401
+from agents import Budget, agent_class, make_agent
+from agents.base import BudgetedBackend, BudgetExhausted, Tree
+from agents.mcts import MCTSAgent, MCTSConfig, puct_score, softmax_priors, uct_score
+from agents.selectors import Candidate, by_reward, dual_agreement, majority_vote
+from codegym.bench import BenchConfig, pass_at_k, read_rows, run_bench, summarise
+from codegym.datasets import Problem
+from codegym.execution import TestCase
+from codegym.llm import GenerationRequest
+from codegym.llm.scripted import ScriptedBackend
+from codegym.policy import StepPolicy
+from codegym.tree_view import render_html
+
+GOOD = "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n"
+BAD = "def gcd(a, b):\n    return a * b\n"
+
+
+def scripted(prompt: str, seed: int) -> str:
+    """define -> 'plan <seed>'; refine -> 'more detail'; translate -> correct code only after plan 1."""
+    if prompt.endswith("```python\n"):
+        return GOOD if "plan 1" in prompt else BAD
+    if prompt.endswith("[refine]\n1."):
+        return " more detail"
+    return " plan %d" % seed
+
+
+@pytest.fixture
+def env(sandbox):
+    return gym.make("CodeGym/Starter-v0", sandbox=sandbox)
+
+
+def _policy(script=scripted):
+    return StepPolicy(ScriptedBackend(script), "pseudocode", chat=False)
+
+
+def test_greedy_follows_one_trajectory(env):
+    agent = make_agent("greedy", _policy(), refines=1)
+    solution = agent.solve(env, "starter/gcd", Budget(tokens=10_000))
+    assert [kind for kind, _ in solution.trajectory] == ["define", "refine", "translate"]
+    assert solution.code.strip() == BAD.strip() and solution.reward == 0.0  # seed 0 -> plan 0 -> wrong code
+    assert solution.usage.calls == 3 and solution.usage.generated_tokens == 2 + 2 + len(BAD.split())
+
+
+def test_mcts_finds_the_good_branch_and_exports_its_tree(env):
+    agent = make_agent("mcts", _policy(), expansion=3, leaves_per_round=1, seed=0)
+    solution = agent.solve(env, "starter/gcd", Budget(tokens=400))
+    tree = solution.tree
+    assert [child.text for child in tree.root.children] == ["1. plan 0", "1. plan 1", "1. plan 2"]
+    assert solution.code.strip() == GOOD.strip() and solution.reward == 1.0
+    chosen = [n for n in tree.nodes() if n.chosen]
+    assert [n.kind for n in chosen] == ["root", "define", "translate"] and chosen[1].text == "1. plan 1"
+    # every backed-up value passes through the root
+    assert tree.root.visits == sum(child.visits for child in tree.root.children)
+    assert solution.usage.generated_tokens <= 400
+    data = json.loads(tree.to_json(problem_id="starter/gcd"))
+    assert data["root"]["children"][1]["chosen"] is True
+
+
+def test_uct_puct_and_priors_by_hand():
+    tree = Tree({"steps": [], "done": False})
+    a = tree.add(tree.root, "define", "a", visits=2, value_sum=1.0, prior=0.7)
+    b = tree.add(tree.root, "define", "b", visits=1, value_sum=0.9, prior=0.3)
+    c = tree.add(tree.root, "define", "c")
+    assert uct_score(c, 3, 2.0) == math.inf
+    assert uct_score(a, 3, 2.0) == pytest.approx(0.5 + 2.0 * math.sqrt(math.log(3) / 2))
+    assert uct_score(b, 3, 2.0) == pytest.approx(0.9 + 2.0 * math.sqrt(math.log(3) / 1))
+    assert puct_score(a, 3, 1.0) == pytest.approx(0.5 + 0.7 * math.sqrt(3) / 3)
+    assert softmax_priors([math.log(0.2), math.log(0.6)]) == pytest.approx([0.25, 0.75])
+    assert softmax_priors([None, -1.0]) == [0.5, 0.5]
+    tree.root.visits, tree.root.expanded = 3, True
+    agent = MCTSAgent(_policy(), MCTSConfig(c=2.0))
+    assert agent._select(tree.root, {}) is c  # unvisited first
+    c.dead = True
+    assert agent._select(tree.root, {}) is b  # then the higher UCT score
+    agent.config.selection = "puct"
+    assert agent._select(tree.root, {}) is a if puct_score(a, 3, 2.0) > puct_score(b, 3, 2.0) else b
+
+
+@pytest.mark.parametrize("name", ["greedy", "best-of-n", "beam", "mcts"])
+@pytest.mark.parametrize("tokens", [30, 120, 700])
+def test_every_agent_honours_token_budgets(env, name, tokens):
+    solution = make_agent(name, _policy()).solve(env, "starter/gcd", Budget(tokens=tokens))
+    assert solution.usage.generated_tokens <= tokens
+
+
+@pytest.mark.parametrize("name", ["greedy", "best-of-n", "beam", "mcts"])
+def test_every_agent_honours_call_budgets(env, name):
+    solution = make_agent(name, _policy()).solve(env, "starter/gcd", Budget(calls=2))
+    assert solution.usage.calls <= 2
+
+
+def test_budgeted_backend_clamps_and_refuses():
+    backend = BudgetedBackend(ScriptedBackend(lambda p, s: " ".join(["w"] * 50)), Budget(tokens=60), min_tokens=8)
+    out = backend.generate([GenerationRequest(prompt="x", n=2, max_new_tokens=50)])
+    assert [c.tokens for c in out.results[0]] == [30, 30]
+    with pytest.raises(BudgetExhausted):
+        backend.generate([GenerationRequest(prompt="x", max_new_tokens=50)])
+
+
+def test_best_of_n_picks_the_passing_candidate(env):
+    agent = make_agent("best-of-n", _policy(), n=3, batch=3, selector="public")
+    solution = agent.solve(env, "starter/gcd", Budget(tokens=10_000))
+    assert len(solution.candidates) == 3 and solution.code.strip() == GOOD.strip()
+
+
+def _problem():
+    return Problem(id="sq", statement="square", entry_point="f", hidden_tests=[TestCase.call("f", [9], 81)],
+                   public_tests=[TestCase.call("f", [2], 4)],
+                   generated_tests=[TestCase.call("f", [3], 9), TestCase.call("f", [4], 16)])
+
+
+def test_selectors_by_hand(sandbox):
+    problem = _problem()
+    square, double, plus2 = "def f(x): return x * x", "def f(x): return x + x", "def f(x): return x + 2"
+    candidates = [Candidate(double, 1.0, []), Candidate(square, 1.0, []), Candidate(plus2, 1.0, []),
+                  Candidate(square + "  # again", 1.0, [])]
+    assert by_reward(candidates, problem) == 0  # tie on public reward: the earliest
+    assert majority_vote(candidates, problem, sandbox) == 1  # two candidates agree on every output
+    assert dual_agreement(candidates, problem, sandbox) == 1  # 2 programs x 3 tests passed
+
+
+def test_pass_at_k_and_summary_by_hand():
+    assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
+    assert pass_at_k(3, 0, 2) == 0.0 and pass_at_k(4, 3, 2) == 1.0
+    with pytest.raises(ValueError):
+        pass_at_k(1, 1, 2)
+    base = {"agent": "a", "budget": 10, "generated_tokens": 5, "prompt_tokens": 1, "llm_calls": 1, "sandbox_runs": 1,
+            "wall_s": 1.0, "actions": 2, "invalid_actions": 0, "within_budget": True}
+    rows = [dict(base, passed=True, aspr=0.5, candidates_passed=[True, False, False, False, False]),
+            dict(base, passed=False, invalid_actions=1, candidates_passed=[False] * 5),
+            dict(base, passed=True, aspr=1.0)]
+    (entry,) = summarise(rows, [1, 5])["table"]
+    assert entry["pass@1"] == pytest.approx(2 / 3)
+    assert entry["pass@5"] == pytest.approx(0.5)  # (1.0 + 0.0) / 2 items with >= 5 candidates
+    assert entry["aspr"] == pytest.approx(0.75) and entry["aspr_items"] == 2
+    assert entry["invalid_action_rate"] == pytest.approx(1 / 6)
+
+
+def test_bench_resumes_without_duplicates(tmp_path):
+    calls = []
+    backend = ScriptedBackend(lambda p, s: calls.append(1) or scripted(p, s))
+    config = BenchConfig(env="CodeGym/Starter-v0", agents=["greedy", "mcts"], budget_tokens=[200], limit=2,
+                         problems=["starter/gcd", "starter/fizzbuzz"], out=str(tmp_path), aspr_samples=2, cache=False)
+    run_bench(config, progress=False, backend=backend)
+    results = tmp_path / "results.jsonl"
+    rows = read_rows(results)
+    assert len(rows) == 4 and all(r["within_budget"] for r in rows)
+    assert {"problem_id", "agent", "budget", "seed", "passed", "code", "generated_tokens", "llm_calls",
+            "sandbox_runs", "wall_s"} <= set(rows[0])
+    # simulate kill -9 in the middle of writing the last row
+    text = results.read_text().splitlines()
+    results.write_text("\n".join(text[:-1]) + "\n" + text[-1][: len(text[-1]) // 2])
+    before = len(calls)
+    summary = run_bench(config, progress=False, backend=backend)
+    rows = read_rows(results)
+    keys = [(r["problem_id"], r["agent"], r["budget"], r["seed"]) for r in rows]
+    assert len(rows) == 4 and len(set(keys)) == 4
+    assert len(calls) > before  # only the torn item was redone
+    run_bench(config, progress=False, backend=backend)
+    assert len(read_rows(results)) == 4
+    assert summary["rows"] == 4 and (tmp_path / "pass_at_1.png").stat().st_size > 0
+    config_json = json.loads((tmp_path / "config.json").read_text())
+    assert config_json["run"]["packages"]["gymnasium"] and "git_commit" in config_json["run"]
+
+
+class _Nodes(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.details, self.chosen, self.external = 0, 0, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "details":
+            self.details += 1
+            self.chosen += "chosen" in attrs.get("class", "")
+        for key in ("src", "href"):
+            if attrs.get(key):
+                self.external.append(attrs[key])
+
+
+def test_tree_viewer_renders_a_real_tree(env, tmp_path):
+    solution = make_agent("mcts", _policy(), leaves_per_round=2).solve(env, "starter/gcd", Budget(tokens=400))
+    tree = json.loads(solution.tree.to_json(problem_id="starter/gcd"))
+    page = render_html(tree)
+    parser = _Nodes()
+    parser.feed(page)
+    assert parser.details == len(solution.tree.nodes())
+    assert parser.chosen == sum(n.chosen for n in solution.tree.nodes()) >= 2
+    assert parser.external == [] and "http" not in page.lower().replace("http-equiv", "")
+    path = tmp_path / "tree.json"
+    path.write_text(solution.tree.to_json())
+    from codegym.tree_view import write_tree_html
+
+    assert write_tree_html(path).read_text() == render_html(json.loads(path.read_text()))
+
+
+def test_registry_finds_agents_by_name_and_import_path():
+    assert agent_class("mcts") is MCTSAgent
+    assert agent_class("agents.greedy:GreedyAgent").name == "greedy"
+    with pytest.raises(ValueError):
+        agent_class("nope")
