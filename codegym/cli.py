@@ -261,6 +261,93 @@ def _run_tree_view(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- test case generator -------------------------------------------------------------------------------
+@_command("tcg")
+def _tcg(parser: argparse.ArgumentParser) -> None:
+    """Generate, evaluate and train the test case generator."""
+    sub = parser.add_subparsers(dest="action", required=True)
+    generate = sub.add_parser("generate", help="generate and filter tests; write them to a file envs can load")
+    evaluate = sub.add_parser("eval", help="pass rate on the reference, validity, distinct inputs, discrimination")
+    for command in (generate, evaluate):
+        command.add_argument("--env", default="CodeGym/Starter-v0")
+        command.add_argument("--limit", type=int, default=None)
+        command.add_argument("--count", type=int, default=8, help="tests asked per problem")
+        _policy_args(command)
+        _dataset_args(command)
+    generate.add_argument("--out", required=True, help="JSONL file (gym.make(..., generated_tests=FILE))")
+    generate.set_defaults(run=_run_tcg_generate)
+    evaluate.add_argument("--json", default=None)
+    evaluate.set_defaults(run=_run_tcg_eval)
+    for name, help_text in (("train-sft", "supervised fine-tuning on reference (input, output) pairs"),
+                            ("train-dpo", "DPO: correct pairs against shuffled outputs")):
+        train = sub.add_parser(name, help=help_text)
+        train.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2")
+        train.add_argument("--dataset", default="starter")
+        train.add_argument("--out", required=True)
+        train.add_argument("--max-steps", type=int, default=60)
+        train.add_argument("--batch-size", type=int, default=4)
+        train.add_argument("--learning-rate", type=float, default=5e-5)
+        train.add_argument("--lora", action="store_true")
+        train.add_argument("--seed", type=int, default=0)
+        _dataset_args(train)
+        train.set_defaults(run=_run_tcg_train, stage=name)
+
+
+def _tcg_problems(args: argparse.Namespace):
+    import gymnasium as gym
+
+    kwargs = {k: v for k, v in {"data_path": args.data_path, "split": args.split}.items() if v is not None}
+    problems = [p for p in gym.make(args.env, **kwargs).unwrapped.problems if p.kind == "function"]
+    return problems[: args.limit] if args.limit else problems
+
+
+def _run_tcg_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .llm import load
+    from .tcg import FilterReport, LLMTestCaseGenerator, save_generated
+
+    problems = _tcg_problems(args)
+    generator = LLMTestCaseGenerator(load(args.policy, cache=args.cache), count=args.count)
+    entries, total = {}, FilterReport()
+    for start in tqdm(range(0, len(problems), 8), desc="tcg", unit="batch"):
+        chunk = problems[start:start + 8]
+        for problem, (tests, report) in zip(chunk, generator.generate_many(chunk)):
+            entries[problem.id] = (tests, report.to_dict())
+            total.add(report)
+    save_generated(args.out, entries)
+    print(json.dumps({"problems": len(entries), **total.to_dict(), "out": args.out}, indent=2))
+    return 0
+
+
+def _run_tcg_eval(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .execution import Sandbox
+    from .llm import load
+    from .tcg import LLMTestCaseGenerator, evaluate_generator
+
+    with Sandbox(timeout_s=5.0, cache_size=0) as sandbox:
+        generator = LLMTestCaseGenerator(load(args.policy, cache=args.cache), sandbox=sandbox, count=args.count)
+        result = asdict(evaluate_generator(generator, _tcg_problems(args), sandbox))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return 0
+
+
+def _run_tcg_train(args: argparse.Namespace) -> int:
+    from .tcg.train import TCGTrainConfig, train_dpo, train_sft
+
+    config = TCGTrainConfig(model=args.model, dataset=args.dataset, data_path=args.data_path, split=args.split,
+                            out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, lora=args.lora, seed=args.seed)
+    summary = (train_sft if args.stage == "train-sft" else train_dpo)(config)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codegym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -106,7 +106,8 @@ class CodeReasoningEnv(gym.Env[dict, str]):
     (4000); ``reward_tests`` ("public"); reward options of :class:`RewardConfig` (``alpha``,
     ``reward_mode``, ``tau_pass``, ``tau_fail``, ``invalid_penalty``, ``aggregate``, ``gamma``);
     ``on_invalid`` ("continue" or "truncate"); ``prm``; ``sandbox``; ``timeout_s`` (per program);
-    ``render_mode`` ("ansi"); ``analysis_expose_hidden_results`` (False: see below).
+    ``render_mode`` ("ansi"); ``analysis_expose_hidden_results`` (False: see below);
+    ``generated_tests`` (a file written by ``codegym tcg generate``, loaded into each problem).
 
     Hidden tests never appear in observations, ``info`` or ``get_state()``; they are run only by
     :func:`codegym.evaluate_submission`. ``analysis_expose_hidden_results=True`` adds the hidden
@@ -123,10 +124,15 @@ class CodeReasoningEnv(gym.Env[dict, str]):
                  tau_fail: float = 0.0, invalid_penalty: float = -0.1, aggregate: bool = False,
                  gamma: float = 0.9, on_invalid: Literal["continue", "truncate"] = "continue",
                  prm: ProcessRewardModel | None = None, sandbox: Sandbox | None = None,
-                 render_mode: str | None = None, analysis_expose_hidden_results: bool = False):
+                 render_mode: str | None = None, analysis_expose_hidden_results: bool = False,
+                 generated_tests: str | os.PathLike | None = None):
         if problems is None:
             problems = load_dataset(dataset, data_path=data_path, split=split).problems
         self.problems: list[Problem] = list(problems)
+        if generated_tests is not None:
+            from ..tcg.store import with_generated_tests
+
+            self.problems = with_generated_tests(self.problems, generated_tests)
         if not self.problems:
             raise ValueError("the environment needs at least one problem")
         self._by_id = {p.id: p for p in self.problems}
