@@ -158,6 +158,18 @@ class Solution:
     sandbox_runs: int = 0
 
 
+def solution_from_tree(problem_id: str, tree: Tree, final: TreeNode | None, usage: Usage,
+                       runner: EpisodeRunner) -> Solution:
+    """The answer of a tree search: ``final``'s program and path; every verified program is a candidate."""
+    if final is not None:
+        tree.mark_chosen(final)
+    steps = [(n.kind, n.text) for n in final.path()[1:]] if final is not None else []
+    terminals = [n for n in tree.nodes() if n.terminal and n.code]
+    return Solution(problem_id, (final.code or "") if final else "", steps, usage, tree=tree,
+                    reward=final.reward if final else None, candidates=[n.code for n in terminals],
+                    invalid_actions=runner.invalid, actions=runner.actions, sandbox_runs=runner.sandbox_runs)
+
+
 @runtime_checkable
 class Agent(Protocol):
     """Implement ``solve`` and register the class (``agents.register``) to benchmark it."""

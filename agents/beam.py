@@ -8,7 +8,7 @@ from typing import Literal
 
 from codegym.policy import StepPolicy
 
-from .base import Budget, BudgetedBackend, BudgetExhausted, EpisodeRunner, Solution, Tree, TreeNode, step_text
+from .base import Budget, BudgetedBackend, BudgetExhausted, EpisodeRunner, Solution, Tree, TreeNode, solution_from_tree
 from .mcts import MCTSAgent, MCTSConfig
 
 
@@ -51,14 +51,4 @@ class BeamAgent:
             open_nodes = sorted((n for n in created if not n.terminal), key=lambda n: (-n.value, n.id))
             beam = open_nodes[: self.config.width]
             depth += 1
-        final = MCTSAgent._final(tree)
-        if final is not None:
-            tree.mark_chosen(final)
-        steps = [(n.kind, n.text) for n in final.path()[1:]] if final is not None else []
-        terminals = [n for n in tree.nodes() if n.terminal and n.code]
-        return Solution(problem_id, (final.code or "") if final else "", steps, backend.usage, tree=tree,
-                        reward=final.reward if final else None, candidates=[n.code for n in terminals],
-                        invalid_actions=runner.invalid, actions=runner.actions, sandbox_runs=runner.sandbox_runs)
-
-
-__all__ = ["BeamAgent", "BeamConfig", "step_text"]
+        return solution_from_tree(problem_id, tree, MCTSAgent._final(tree), backend.usage, runner)

@@ -25,6 +25,7 @@ from .base import (
     TreeNode,
     next_kinds,
     proposals_for,
+    solution_from_tree,
     step_text,
 )
 
@@ -205,15 +206,7 @@ class MCTSAgent:
                 break
             for node in created:
                 self._backup(node, values.get(node.id, 0.0))
-        final = self._final(tree)
-        code, reward = (final.code or "", final.reward) if final is not None else ("", None)
-        if final is not None:
-            tree.mark_chosen(final)
-        steps = [(n.kind, n.text) for n in final.path()[1:]] if final is not None else []
-        terminals = [n for n in tree.nodes() if n.terminal and n.code]
-        return Solution(problem_id, code, steps, backend.usage, tree=tree, reward=reward,
-                        candidates=[n.code for n in terminals], invalid_actions=runner.invalid,
-                        actions=runner.actions, sandbox_runs=runner.sandbox_runs)
+        return solution_from_tree(problem_id, tree, self._final(tree), backend.usage, runner)
 
     @staticmethod
     def _final(tree: Tree) -> TreeNode | None:

@@ -372,7 +372,6 @@ class _JobSession:
     def start(self, job: dict) -> None:
         self.worker.send(job)
         self._absorb(self.worker.receive(self.patience))
-        self.first_answers = len(job["requests"])
 
     def end(self) -> None:
         if self.final is None:

@@ -12,6 +12,7 @@ import ast
 import builtins
 import math
 import sys
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -29,6 +30,16 @@ _TRUSTED_CALLABLES = frozenset(
 )
 TRUSTED_BUILTINS = {name: getattr(builtins, name) for name in _TRUSTED_CALLABLES}
 TRUSTED_MODULES = {"math": math, "sys": sys}
+
+
+# CPython 3.11 can raise "SystemError: AST constructor recursion depth mismatch" when ast.parse
+# runs in several threads at once (the sandbox judges in a thread pool): parse under one lock.
+_AST_LOCK = threading.Lock()
+
+
+def _parse(source: str, mode: str = "exec") -> ast.AST:
+    with _AST_LOCK:
+        return ast.parse(source, mode=mode)
 
 
 class LiteralTestError(ValueError):
@@ -59,7 +70,7 @@ class _RecordCalls(ast.NodeTransformer):
 def plan_assert(source: str) -> AssertPlan:
     """Split ``assert EXPR`` (or a bare expression) into recorded calls and a predicate."""
     try:
-        tree = ast.parse(source.strip())
+        tree = _parse(source.strip())
     except SyntaxError as err:
         raise ValueError("test is not valid Python: %s" % err) from err
     if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assert, ast.Expr)):
@@ -80,7 +91,7 @@ def plan_check(source: str, entry_point: str) -> tuple[tuple, ...]:
     They are evaluated ahead in the child, so a typical check needs no round trip per call;
     a call outside this list (computed arguments, loops) makes the judge fall back to
     answering calls one at a time."""
-    nodes = [node for node in ast.walk(ast.parse(source))
+    nodes = [node for node in ast.walk(_parse(source))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
              and node.func.id in ("candidate", entry_point) and not node.keywords]
     calls: dict[str, tuple] = {}
@@ -106,7 +117,7 @@ def evaluate_assert(plan: AssertPlan, results: list[Any]) -> bool:
 
 def _literal(source: str, what: str) -> Any:
     try:
-        return ast.literal_eval(source)
+        return ast.literal_eval(_parse(source.strip(), "eval"))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as err:
         raise LiteralTestError("%s is not a literal: %.80s" % (what, source)) from err
 
