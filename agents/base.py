@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from codegym.envs.steps import parse_step
+from codegym.envs.steps import format_trajectory, parse_step
 from codegym.llm.base import Backend, GenerationOutput, GenerationRequest, Usage
 from codegym.policy import Proposal, StepPolicy
 
@@ -195,17 +195,15 @@ class EpisodeRunner:
 
     def __init__(self, env, problem_id: str):
         self.env = env.unwrapped if hasattr(env, "unwrapped") else env
-        self.env.reset(options={"problem_id": problem_id})
+        observation, _ = self.env.reset(options={"problem_id": problem_id})
         self.problem = self.env.problem
+        self.problem_text = observation["problem"]  # what every prompt of this episode shows
         self.root_state = self.env.get_state()
         self.actions = self.invalid = self.sandbox_runs = 0
 
     @property
     def stdio(self) -> bool:
         return self.problem.kind == "stdio"
-
-    def observation(self, state: dict) -> dict:
-        return self.env.set_state(state)
 
     def apply(self, state: dict, action: str) -> Outcome:
         self.env.set_state(state)
@@ -229,17 +227,11 @@ def next_kinds(state: dict, max_refine: int) -> tuple[str, ...]:
     return ("refine", "translate") if refines < max_refine else ("translate",)
 
 
-def trajectory_text(state: dict) -> str:
-    from codegym.envs.steps import format_step
-
-    return "\n\n".join(format_step(kind, text) for kind, text in state["steps"])
-
-
 def proposals_for(policy: StepPolicy, runner: EpisodeRunner, states: list[dict], kinds: list[str],
                   n: int | list[int], temperature: float, seed: int) -> list[list[Proposal]]:
     """One batched generation: ``n`` (or ``n[i]``) proposals of ``kinds[i]`` after ``states[i]``."""
-    problem_text = runner.observation(runner.root_state)["problem"]
-    items = [(problem_text, trajectory_text(state), kind, runner.stdio) for state, kind in zip(states, kinds)]
+    items = [(runner.problem_text, format_trajectory(state["steps"]), kind, runner.stdio)
+             for state, kind in zip(states, kinds)]
     return policy.propose_many(items, n=n, temperature=temperature, seed=seed)
 
 

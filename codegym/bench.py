@@ -119,11 +119,10 @@ def run_metadata() -> dict:
 def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: float, seed: int) -> float | None:
     """Fraction of ``samples`` translate steps, sampled from the reasoning prefix, that pass."""
     from codegym.envs import render_problem
-    from codegym.envs.steps import format_step, parse_step
+    from codegym.envs.steps import format_trajectory, parse_step
     from codegym.judge import evaluate_submission
 
-    prefix = [(kind, text) for kind, text in steps if kind != "translate"]
-    trajectory = "\n\n".join(format_step(kind, text) for kind, text in prefix)
+    trajectory = format_trajectory([(kind, text) for kind, text in steps if kind != "translate"])
     proposals = policy.propose_many([(render_problem(problem), trajectory, "translate", problem.kind == "stdio")],
                                     n=samples, temperature=temperature, seed=seed)[0]
     passed = 0
@@ -196,7 +195,8 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
             _append_row(results, row)
             bar.update(1)
         bar.close()
-    rows = [row for row in read_rows(results) if item_key(row) in {(p.id, a, b, s) for p, a, b, s in items}]
+    wanted = {(p.id, a, b, s) for p, a, b, s in items}
+    rows = [row for row in read_rows(results) if item_key(row) in wanted]
     summary = summarise(rows, config.pass_at_k)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_summary(summary, out / "pass_at_1.png")

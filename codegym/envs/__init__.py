@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from .code_env import CodeReasoningEnv, render_problem
-from .steps import STEP_KINDS, Step, StepParseError, extract_code, format_step, parse_step
+from .steps import STEP_KINDS, Step, StepParseError, extract_code, format_step, format_trajectory, parse_step
 
 ENV_IDS = {
     "CodeGym/Starter-v0": {"dataset": "starter"},
@@ -23,4 +23,5 @@ def register_envs() -> None:
 
 
 __all__ = ["ENV_IDS", "STEP_KINDS", "CodeReasoningEnv", "Step", "StepParseError", "extract_code", "format_step",
+           "format_trajectory",
            "parse_step", "register_envs", "render_problem"]

@@ -17,7 +17,7 @@ from ..datasets import Dataset, Problem, load_dataset
 from ..execution import Sandbox
 from ..judge import evaluate_submission, run_tests
 from ..rewards import RewardConfig, aggregate_reward, terminal_reward
-from .steps import STEP_KINDS, Step, StepParseError, format_step, parse_step
+from .steps import STEP_KINDS, Step, StepParseError, format_trajectory, parse_step
 
 if TYPE_CHECKING:
     from ..prm import ProcessRewardModel
@@ -258,7 +258,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
 
     # -- observation, rendering, state -----------------------------------------------------------------
     def trajectory_text(self) -> str:
-        return "\n\n".join(format_step(step.kind, step.text) for step in self.steps)
+        return format_trajectory(self.steps)
 
     def _observation(self) -> dict[str, Any]:
         allowed = self.allowed_kinds()

@@ -55,6 +55,12 @@ def format_step(kind: str, text: str) -> str:
     return "[%s]\n%s" % (kind, body)
 
 
+def format_trajectory(steps) -> str:
+    """Steps (``Step`` objects or ``(kind, text)`` pairs) as the trajectory text agents and prompts see."""
+    return "\n\n".join(format_step(*step) if isinstance(step, (tuple, list)) else format_step(step.kind, step.text)
+                       for step in steps)
+
+
 def parse_step(action: str) -> Step:
     """Parse one action into a :class:`Step`, or raise :class:`StepParseError` saying why."""
     if not isinstance(action, str):

@@ -22,19 +22,21 @@ _SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Lt: ast.LtE, ast.LtE: ast.Lt, 
           ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Mult: ast.Add}
 
 
+def _mutation_site(node: ast.AST) -> bool:
+    return isinstance(node, (ast.BinOp, ast.Compare)) or (isinstance(node, ast.Constant) and type(node.value) is int)
+
+
 def mutants(code: str, limit: int = 6) -> list[str]:
     """Single-edit mutants: swap one operator or comparison, or shift one integer constant by one."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
         return []
-    sites = [node for node in ast.walk(tree)
-             if isinstance(node, (ast.BinOp, ast.Compare)) or (isinstance(node, ast.Constant) and type(node.value) is int)]
+    sites = sum(1 for node in ast.walk(tree) if _mutation_site(node))
     out: list[str] = []
-    for index in range(len(sites)):
-        mutated = ast.parse(code)
-        node = [n for n in ast.walk(mutated) if isinstance(n, (ast.BinOp, ast.Compare))
-                or (isinstance(n, ast.Constant) and type(n.value) is int)][index]
+    for index in range(sites):
+        mutated = ast.parse(code)  # a fresh tree per mutant; ast.walk visits sites in the same order
+        node = [n for n in ast.walk(mutated) if _mutation_site(n)][index]
         if isinstance(node, ast.BinOp) and type(node.op) in _SWAPS:
             node.op = _SWAPS[type(node.op)]()
         elif isinstance(node, ast.Compare) and type(node.ops[0]) in _SWAPS:
