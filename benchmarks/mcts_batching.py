@@ -1,7 +1,10 @@
 """Effective generation throughput during MCTS (batched leaves and samples) against the same
 backend answering one request at a time, in one process.
 
-    python benchmarks/mcts_batching.py [--problems 4] [--budget 1500] [--json FILE]
+    python benchmarks/mcts_batching.py [--problems 8] [--budget 1500] [--slots 1,8] [--json FILE]
+
+With ``--slots 8`` eight searches run at once (as ``codegym bench --parallel 8`` does) and a
+:class:`~codegym.llm.batching.LockstepBatcher` merges their leaves into one engine call per round.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 
@@ -16,6 +20,7 @@ import codegym  # noqa: F401
 from agents import Budget, make_agent
 from codegym.llm import GenerationRequest, load
 from codegym.llm.base import Backend
+from codegym.llm.batching import LockstepBatcher
 from codegym.policy import StepPolicy
 
 
@@ -50,36 +55,53 @@ def one_at_a_time_rate(backend: Backend, prompts: list[str], tokens: int) -> flo
     return generated / (time.perf_counter() - started)
 
 
+def run_mcts(backend: Backend, problems: list[str], budget: int, slots: int) -> dict:
+    """MCTS on ``problems`` with ``slots`` searches at a time, their calls merged by the batcher."""
+    timed = Timed(backend)
+    batcher = LockstepBatcher(timed, slots)
+
+    def work(slot: int) -> None:
+        with batcher.client(slot) as client:
+            env = gym.make("CodeGym/Starter-v0")
+            agent = make_agent("mcts", StepPolicy(client), expansion=3, leaves_per_round=4)
+            for problem_id in problems[slot::slots]:
+                agent.solve(env, problem_id, Budget(tokens=budget))
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(slots) as pool:
+        for future in [pool.submit(work, slot) for slot in range(slots)]:
+            future.result()
+    wall = time.perf_counter() - started
+    tokens = timed.usage.generated_tokens
+    return {"slots": slots, "generated_tokens": tokens, "generate_seconds": timed.seconds, "search_wall_seconds": wall,
+            "tokens_per_s_in_generate": tokens / timed.seconds, "tokens_per_s_whole_search": tokens / wall,
+            "mean_sequences_per_call": sum(timed.batch_sizes) / len(timed.batch_sizes)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=int, default=4)
+    parser.add_argument("--problems", type=int, default=8)
     parser.add_argument("--budget", type=int, default=1500)
+    parser.add_argument("--slots", default="1,8", help="comma-separated numbers of searches run at once")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     backend = load("smollm2")
-    timed = Timed(backend)
     env = gym.make("CodeGym/Starter-v0")
     problems = [p.id for p in env.unwrapped.problems[: args.problems]]
-    agent = make_agent("mcts", StepPolicy(timed), expansion=3, leaves_per_round=4)
-    started = time.perf_counter()
-    for problem_id in problems:
-        agent.solve(env, problem_id, Budget(tokens=args.budget))
-    wall = time.perf_counter() - started
-    tokens = timed.usage.generated_tokens
     baseline = one_at_a_time_rate(backend, [codegym.envs.render_problem(env.unwrapped.problems[i]) + "\n[define]\n1."
                                             for i in range(8)], 64)
-    report = {"problems": len(problems), "budget": args.budget, "generated_tokens": tokens,
-              "generate_seconds": timed.seconds, "search_wall_seconds": wall,
-              "tokens_per_s_in_generate": tokens / timed.seconds, "tokens_per_s_whole_search": tokens / wall,
-              "one_at_a_time_tokens_per_s": baseline, "mean_batch": sum(timed.batch_sizes) / len(timed.batch_sizes),
-              "ratio_generate": tokens / timed.seconds / baseline, "ratio_whole_search": tokens / wall / baseline}
-    print("MCTS (expansion 3, 4 leaves per round) on %d starter problems, budget %d tokens each" % (len(problems),
-                                                                                                  args.budget))
-    print("  mean sequences per generate call: %.1f" % report["mean_batch"])
-    print("  tokens/s inside generate: %.1f   over the whole search (incl. sandbox): %.1f"
-          % (report["tokens_per_s_in_generate"], report["tokens_per_s_whole_search"]))
-    print("  one request at a time:   %.1f tokens/s" % baseline)
-    print("  ratio: %.1fx (generate), %.1fx (whole search)" % (report["ratio_generate"], report["ratio_whole_search"]))
+    report = {"problems": len(problems), "budget": args.budget, "one_at_a_time_tokens_per_s": baseline, "runs": []}
+    print("MCTS (expansion 3, 4 leaves per round) on %d starter problems, budget %d tokens each; "
+          "one request at a time: %.1f tokens/s" % (len(problems), args.budget, baseline))
+    for slots in (int(part) for part in args.slots.split(",")):
+        run = run_mcts(backend, problems, args.budget, slots)
+        run["ratio_generate"] = run["tokens_per_s_in_generate"] / baseline
+        run["ratio_whole_search"] = run["tokens_per_s_whole_search"] / baseline
+        report["runs"].append(run)
+        print("  %d search(es) at once: %.1f sequences per call; %.1f tokens/s inside generate (%.1fx), "
+              "%.1f tokens/s over the whole search incl. sandbox (%.1fx)"
+              % (slots, run["mean_sequences_per_call"], run["tokens_per_s_in_generate"], run["ratio_generate"],
+                 run["tokens_per_s_whole_search"], run["ratio_whole_search"]))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

@@ -25,8 +25,10 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -56,6 +58,8 @@ class BenchConfig:
     pass_at_k: list[int] = field(default_factory=lambda: [1, 5])
     max_candidates_judged: int = 16
     agent_options: dict[str, dict] = field(default_factory=dict)
+    parallel: int = 4  # items solved at once; their generate calls are merged (see LockstepBatcher)
+    ray: str | None = None  # a Ray address ("auto", "ray://HOST:PORT") or "local"; None: this process
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -137,15 +141,6 @@ def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: f
 
 def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
     """Run (or resume) a benchmark; ``backend`` overrides ``config.policy`` (tests pass a scripted one)."""
-    import gymnasium as gym
-
-    import codegym  # noqa: F401 - registers the environments
-    from agents import make_agent
-    from agents.base import Budget
-    from codegym.judge import evaluate_submission
-    from codegym.llm import load
-    from codegym.policy import StepPolicy
-
     out = Path(config.out)
     (out / "trees").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"config": asdict(config), "run": run_metadata()}, indent=2))
@@ -153,54 +148,151 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
     _repair_tail(results)
     done = {item_key(row) for row in read_rows(results)}
 
-    env_kwargs = {k: v for k, v in {"data_path": config.data_path, "split": config.split}.items() if v is not None}
-    env = gym.make(config.env, **env_kwargs)
-    problems = env.unwrapped.problems
+    problems = _make_env(config).unwrapped.problems
     if config.problems:
         wanted = set(config.problems)
         problems = [p for p in problems if p.id in wanted]
     problems = problems[: config.limit] if config.limit else problems
-    items = [(p, agent, budget, seed) for seed in config.seeds for budget in config.budget_tokens
-             for agent in config.agents for p in problems]
-    todo = [item for item in items if (item[0].id, item[1], item[2], item[3]) not in done]
+    # problem-major order: a run stopped early has complete (agent x budget) rows for its first problems
+    items = [(p.id, agent, budget, seed) for seed in config.seeds for p in problems
+             for budget in config.budget_tokens for agent in config.agents]
+    todo = [item for item in items if item not in done]
     if todo:
-        policy = StepPolicy(backend or load(config.policy, cache=config.cache), config.template)
-        sandbox = env.unwrapped.sandbox
         bar = tqdm(total=len(items), initial=len(items) - len(todo), desc="bench", unit="item", disable=not progress)
-        for problem, agent_name, budget, seed in todo:
-            options = {"seed": seed, **config.agent_options.get(agent_name, {})}
-            agent = make_agent(agent_name, policy, **options)
-            started = time.time()
-            solution = agent.solve(env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
-            wall = time.time() - started
-            verdict = evaluate_submission(problem, solution.code, sandbox) if solution.code else None
-            row = {"problem_id": problem.id, "agent": agent_name, "budget": budget, "seed": seed,
-                   "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
-                   "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
-                   "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
-                   "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs + (1 if verdict else 0),
-                   "wall_s": round(wall, 3), "actions": solution.actions, "invalid_actions": solution.invalid_actions,
-                   "within_budget": solution.usage.generated_tokens <= budget}
-            distinct = list(dict.fromkeys(c for c in solution.candidates if c))[: config.max_candidates_judged]
-            if len(distinct) > 1:
-                row["candidates_passed"] = [evaluate_submission(problem, c, sandbox).passed for c in distinct]
-            if row["passed"] and config.aspr_samples:
-                row["aspr"] = aspr_for(problem, solution.trajectory, policy, sandbox, config.aspr_samples,
-                                       config.aspr_temperature, seed)
-            if solution.tree is not None:
-                name = "%s-%d-%d-%s.json" % (agent_name, budget, seed, problem.id.replace("/", "_"))
-                (out / "trees" / name).write_text(solution.tree.to_json(problem_id=problem.id, agent=agent_name,
-                                                                        budget=budget, seed=seed))
-                row["tree"] = "trees/" + name
-            _append_row(results, row)
-            bar.update(1)
+        lock = threading.Lock()
+
+        def record(row: dict, tree: str | None) -> None:
+            with lock:
+                if tree is not None:
+                    (out / row["tree"]).write_text(tree)
+                _append_row(results, row)
+                bar.update(1)
+
+        if config.ray:
+            _run_on_ray(config, todo, backend, record)
+        else:
+            _run_in_slots(config, todo, backend, record)
         bar.close()
-    wanted = {(p.id, a, b, s) for p, a, b, s in items}
-    rows = [row for row in read_rows(results) if item_key(row) in wanted]
+    wanted_keys = set(items)
+    rows = [row for row in read_rows(results) if item_key(row) in wanted_keys]
     summary = summarise(rows, config.pass_at_k)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_summary(summary, out / "pass_at_1.png")
     return summary
+
+
+def _make_env(config: BenchConfig):
+    import gymnasium as gym
+
+    import codegym  # noqa: F401 - registers the environments
+
+    env_kwargs = {k: v for k, v in {"data_path": config.data_path, "split": config.split}.items() if v is not None}
+    return gym.make(config.env, **env_kwargs)
+
+
+class ItemSolver:
+    """Solves and judges benchmark items with one environment and one policy (a slot or a Ray worker)."""
+
+    def __init__(self, config: BenchConfig, backend):
+        from codegym.policy import StepPolicy
+
+        self.config, self.env = config, _make_env(config)
+        self.problems = {p.id: p for p in self.env.unwrapped.problems}
+        self.policy = StepPolicy(backend, config.template)
+
+    def solve(self, item: tuple) -> tuple[dict, str | None]:
+        """The item's result row, and its search tree as JSON (None without a tree)."""
+        from agents import make_agent
+        from agents.base import Budget
+        from codegym.judge import evaluate_submission
+
+        problem_id, agent_name, budget, seed = item
+        config, problem, sandbox = self.config, self.problems[problem_id], self.env.unwrapped.sandbox
+        agent = make_agent(agent_name, self.policy, **{"seed": seed, **config.agent_options.get(agent_name, {})})
+        started = time.time()
+        solution = agent.solve(self.env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
+        wall = time.time() - started
+        verdict = evaluate_submission(problem, solution.code, sandbox) if solution.code else None
+        row = {"problem_id": problem.id, "agent": agent_name, "budget": budget, "seed": seed,
+               "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
+               "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
+               "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
+               "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs + (1 if verdict else 0),
+               "wall_s": round(wall, 3), "actions": solution.actions, "invalid_actions": solution.invalid_actions,
+               "within_budget": solution.usage.generated_tokens <= budget}
+        distinct = list(dict.fromkeys(c for c in solution.candidates if c))[: config.max_candidates_judged]
+        if len(distinct) > 1:
+            row["candidates_passed"] = [evaluate_submission(problem, c, sandbox).passed for c in distinct]
+        if row["passed"] and config.aspr_samples:
+            row["aspr"] = aspr_for(problem, solution.trajectory, self.policy, sandbox, config.aspr_samples,
+                                   config.aspr_temperature, seed)
+        if solution.tree is None:
+            return row, None
+        row["tree"] = "trees/%s-%d-%d-%s.json" % (agent_name, budget, seed, problem.id.replace("/", "_"))
+        return row, solution.tree.to_json(problem_id=problem.id, agent=agent_name, budget=budget, seed=seed)
+
+
+def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, record) -> None:
+    """``config.parallel`` items at a time, one per thread, their generate calls merged in
+    lockstep (slot i takes items i, i + parallel, ...: the schedule never depends on timing)."""
+    from codegym.llm import load
+    from codegym.llm.batching import LockstepBatcher
+
+    slots = max(1, min(config.parallel, len(todo)))
+    batcher = LockstepBatcher(backend or load(config.policy, cache=config.cache), slots)
+
+    def work(slot: int) -> None:
+        with batcher.client(slot) as client:
+            solver = ItemSolver(config, client)
+            for item in todo[slot::slots]:
+                record(*solver.solve(item))
+
+    with ThreadPoolExecutor(slots, thread_name_prefix="bench-slot") as pool:
+        for future in [pool.submit(work, slot) for slot in range(slots)]:
+            future.result()
+
+
+class _RayWorker:
+    """A Ray actor: loads the environment and policy once, then solves the items it is sent."""
+
+    def __init__(self, config: BenchConfig, backend):
+        from codegym.llm import load
+
+        self.solver = ItemSolver(config, backend or load(config.policy, cache=config.cache))
+
+    def solve(self, item: tuple) -> tuple[dict, str | None]:
+        return self.solver.solve(item)
+
+
+def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, record) -> None:
+    """Spread items over a Ray cluster (``config.ray``: an address, ``auto``, or ``local`` to start
+    one here), one actor per CPU unless ``config.parallel`` > 1 asks for a count; each actor keeps
+    one item in flight and rows are recorded here as they finish."""
+    try:
+        import ray
+    except ImportError as error:
+        raise RuntimeError("--ray needs Ray: pip install 'codegym[ray]'") from error
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if config.ray == "local" else config.ray, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    try:
+        count = config.parallel if config.parallel > 1 else max(1, int(ray.cluster_resources().get("CPU", 1)))
+        worker = ray.remote(num_cpus=1)(_RayWorker)
+        actors = [worker.remote(config, backend) for _ in range(min(count, len(todo)))]
+        queue, in_flight = list(reversed(todo)), {}
+        for actor in actors:
+            in_flight[actor.solve.remote(queue.pop())] = actor
+        while in_flight:
+            [ready], _ = ray.wait(list(in_flight), num_returns=1)
+            actor = in_flight.pop(ready)
+            record(*ray.get(ready))
+            if queue:
+                in_flight[actor.solve.remote(queue.pop())] = actor
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def summarise(rows: list[dict], ks: list[int]) -> dict:

@@ -203,6 +203,10 @@ def _bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aspr-samples", type=int, default=4, help="translate resamples per solved item (0: off)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the generation cache")
     parser.add_argument("--policy", default="smollm2", help="smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL")
+    parser.add_argument("--parallel", type=int, default=4,
+                        help="items solved at once, their LLM calls merged into shared batches (1: one at a time)")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="spread items over a Ray cluster: an address, 'auto', or 'local' to start one here")
     _dataset_args(parser)
     parser.set_defaults(run=_run_bench)
 
@@ -214,7 +218,8 @@ def _bench_config(args: argparse.Namespace):
                        policy=args.policy, template=args.template, budget_tokens=_int_list(args.budget_tokens),
                        budget_calls=args.budget_calls, limit=args.limit,
                        problems=args.problems.split(",") if args.problems else None, seeds=_int_list(args.seeds),
-                       out=args.out, cache=not args.no_cache, aspr_samples=args.aspr_samples)
+                       out=args.out, cache=not args.no_cache, aspr_samples=args.aspr_samples,
+                       parallel=args.parallel, ray=args.ray)
 
 
 def _run_bench(args: argparse.Namespace) -> int:

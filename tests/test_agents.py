@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from html.parser import HTMLParser
 
 import gymnasium as gym
 import pytest
+from ray import cloudpickle as ray_pickle
 
 import codegym  # noqa: F401
 from agents import Budget, agent_class, make_agent
@@ -211,3 +213,24 @@ def test_registry_finds_agents_by_name_and_import_path():
     assert agent_class("agents.greedy:GreedyAgent").name == "greedy"
     with pytest.raises(ValueError):
         agent_class("nope")
+
+
+def _bench_rows(tmp_path, name: str, **options) -> dict:
+    config = BenchConfig(env="CodeGym/Starter-v0", agents=["greedy", "best-of-n", "mcts"], budget_tokens=[200],
+                         problems=["starter/gcd", "starter/fizzbuzz", "starter/is_palindrome"], out=str(tmp_path / name),
+                         aspr_samples=2, cache=False, **options)
+    run_bench(config, progress=False, backend=ScriptedBackend(scripted, ragged=True))
+    return {(r["problem_id"], r["agent"]): (r["passed"], r["code"], r["generated_tokens"], r["llm_calls"])
+            for r in read_rows(tmp_path / name / "results.jsonl")}
+
+
+def test_bench_slots_and_ray_give_the_sequential_results(tmp_path):
+    """Merged batches (3 slots) and Ray workers change where items run, not what they answer."""
+    sequential = _bench_rows(tmp_path, "one", parallel=1)
+    assert len(sequential) == 9 and any(passed for passed, *_ in sequential.values())
+    assert _bench_rows(tmp_path, "slots", parallel=3) == sequential
+    ray_pickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
+    try:
+        assert _bench_rows(tmp_path, "ray", parallel=2, ray="local") == sequential
+    finally:
+        ray_pickle.unregister_pickle_by_value(sys.modules[__name__])

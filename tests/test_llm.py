@@ -187,3 +187,70 @@ def test_vllm_backend_on_cuda():
 
     backend = load("vllm:%s" % (prepare_embedded() / "hf"), gpu_memory_utilization=0.3, max_model_len=2048)
     _check_backend(backend)
+
+
+def test_ragged_engines_get_mixed_seeds_and_limits_in_one_call():
+    backend = ScriptedBackend(lambda prompt, seed: "w " * 30 + str(seed), ragged=True)
+    requests = [GenerationRequest(prompt="a", max_new_tokens=5, temperature=0.8, seed=1),
+                GenerationRequest(prompt="b", n=2, max_new_tokens=12, temperature=0.8, seed=7),
+                GenerationRequest(prompt="c", max_new_tokens=4, temperature=0.0)]
+    out = backend.generate(requests)
+    assert backend.engine_calls == [3, 1]  # the sampled requests share a call; greedy decodes apart
+    assert [[c.tokens for c in row] for row in out.results] == [[5], [12, 12], [4]]
+    assert all(c.finish_reason == "length" for row in out.results for c in row)
+    plain = ScriptedBackend(lambda prompt, seed: "w", ragged=False)
+    plain.generate(requests)
+    assert plain.engine_calls == [1, 2, 1]
+
+
+def test_embedded_honours_per_prompt_limits_in_one_batch(embedded):
+    requests = [GenerationRequest(messages=CHAT, max_new_tokens=limit, temperature=0.8, seed=seed)
+                for seed, limit in ((1, 3), (2, 17), (3, 9))]
+    out = embedded.generate(requests)
+    assert [row[0].tokens for row in out.results] == [3, 17, 9]
+    assert [row[0].finish_reason for row in out.results] == ["length"] * 3
+    assert [row[0].text for row in embedded.generate(requests).results] == [row[0].text for row in out.results]
+
+
+def _slot_calls(batcher, slot: int, calls: int) -> list[str]:
+    with batcher.client(slot) as client:
+        return [client.generate([GenerationRequest(prompt="slot%d call%d" % (slot, i), temperature=0.5, seed=slot)]
+                                ).results[0][0].text for i in range(calls)]
+
+
+def test_lockstep_batcher_merges_rounds_deterministically():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codegym.llm.batching import LockstepBatcher
+
+    def run() -> tuple[list, list, list]:
+        backend = ScriptedBackend(lambda prompt, seed: "echo " + prompt.split()[-1] + " " + prompt.split()[0],
+                                  ragged=True)
+        batcher = LockstepBatcher(backend, slots=3)
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda slot: _slot_calls(batcher, slot, [2, 4, 3][slot]), range(3)))
+        return answers, batcher.round_sizes, backend.prompts_seen
+
+    answers, rounds, prompts = run()
+    assert answers[1] == ["echo call%d slot1" % i for i in range(4)]  # each slot gets its own answers
+    assert rounds == [3, 3, 2, 1]  # slots leave after 2, 3 and 4 calls; every round waits for all live slots
+    assert prompts[:3] == ["slot0 call0", "slot1 call0", "slot2 call0"]  # slot order, whatever the timing
+    assert all(run()[1:] == (rounds, prompts) for _ in range(3))
+
+
+def test_lockstep_batcher_reports_failures_to_every_slot():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codegym.llm.batching import LockstepBatcher
+
+    def fail(prompt: str, seed: int) -> str:
+        raise RuntimeError("engine down")
+
+    batcher = LockstepBatcher(ScriptedBackend(fail), slots=2)
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(_slot_calls, batcher, slot, 1) for slot in range(2)]
+        for future in futures:
+            with pytest.raises(RuntimeError, match="engine down"):
+                future.result(timeout=10)
+    with pytest.raises(ValueError):
+        LockstepBatcher(ScriptedBackend(fail), slots=0)

@@ -52,7 +52,11 @@ class GenerationRequest:
             raise ValueError("need temperature >= 0, 0 < top_p <= 1, top_k >= 0, repetition_penalty > 0")
 
     def sampling_key(self) -> tuple:
-        return (self.max_new_tokens, self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.stop)
+        return (self.max_new_tokens,) + self.decoding_key()
+
+    def decoding_key(self) -> tuple:
+        """What must be equal for two prompts to share one ragged engine call."""
+        return (self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.stop)
 
 
 @dataclass
@@ -107,6 +111,8 @@ class Capabilities:
     prefix_caching: bool = False
     chat_template: bool = False
     stop_strings: bool = True  # stops on strings while generating (else: truncated afterwards)
+    # one engine call takes prompts with different seeds and token limits (``_generate``'s ``limits``)
+    ragged_batches: bool = False
 
 
 class Backend:
@@ -122,9 +128,11 @@ class Backend:
         self._usage_lock = threading.Lock()
 
     # -- what subclasses provide ------------------------------------------------------------
-    def _generate(self, prompts: list[str], request: GenerationRequest, seeds: list[int]) -> list[Completion]:
+    def _generate(self, prompts: list[str], request: GenerationRequest, seeds: list[int],
+                  limits: list[int] | None = None) -> list[Completion]:
         """Generate one completion per prompt, all with ``request``'s sampling parameters;
-        ``seeds[i]`` identifies sample i (request seed + sample index)."""
+        ``seeds[i]`` identifies sample i (request seed + sample index). Backends with
+        ``ragged_batches`` also get ``limits[i]``, prompt i's own ``max_new_tokens``."""
         raise NotImplementedError
 
     def count_tokens(self, text: str) -> int:
@@ -147,8 +155,11 @@ class Backend:
     def generate(self, requests: Sequence[GenerationRequest]) -> GenerationOutput:
         """``n`` completions for each request, in order. Requests with equal sampling parameters
         and seed go to the engine as one batch, so a result depends only on its group: agents
-        that want batching give the requests of one call the same seed (samples differ by index)."""
+        that want batching give the requests of one call the same seed (samples differ by index).
+        A ``ragged_batches`` engine gets every request with equal decoding parameters in one batch,
+        whatever their seeds and token limits."""
         requests = list(requests)
+        ragged = self.capabilities.ragged_batches
         usage = Usage(calls=1)
         texts = [self.prompt_text(r) for r in requests]
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
@@ -161,12 +172,17 @@ class Backend:
                     results[i][sample] = replace(hit, cached=True)
                     usage.cache_hits += 1
                 else:
-                    pending.setdefault(request.sampling_key() + (request.seed,), []).append((i, sample))
+                    key = request.decoding_key() if ragged else request.sampling_key() + (request.seed,)
+                    pending.setdefault(key, []).append((i, sample))
         for slots in pending.values():
             template = requests[slots[0][0]]
             prompts = [texts[i] for i, _ in slots]
             seeds = [requests[i].seed + sample for i, sample in slots]
-            completions = self._generate(prompts, template, seeds)
+            if ragged:
+                limits = [requests[i].max_new_tokens for i, _ in slots]
+                completions = self._generate(prompts, replace(template, max_new_tokens=max(limits)), seeds, limits)
+            else:
+                completions = self._generate(prompts, template, seeds)
             if len(completions) != len(prompts):
                 raise RuntimeError("%s returned %d completions for %d prompts" % (self.model_id, len(completions),
                                                                                    len(prompts)))
@@ -181,6 +197,16 @@ class Backend:
         with self._usage_lock:
             self.usage.add(usage)
         return GenerationOutput(results=results, usage=usage)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict:
+        """Pickling (e.g. to a Ray worker) drops the lock; engines that cannot travel fail here."""
+        state = dict(self.__dict__)
+        state.pop("_usage_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._usage_lock = threading.Lock()
 
     def _cache_key(self, text: str, request: GenerationRequest, sample: int) -> tuple:
         return (self.model_id, text, request.sampling_key(), request.seed, sample)

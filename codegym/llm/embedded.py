@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,11 +100,16 @@ def prepare_embedded(quiet: bool = False) -> Path:
 
 
 class CTranslate2Backend(Backend):
-    """A CTranslate2 generator: batched sampling, stop strings checked while decoding (so a
-    stopped sequence frees its slot), per-token log-probabilities, and a shared prompt prefix
-    cached across calls (``static_prompt``)."""
+    """A CTranslate2 generator: batched sampling, stop strings and per-prompt token limits checked
+    while decoding (so a finished sequence frees its slot), per-token log-probabilities, and a
+    shared prompt prefix cached across calls (``static_prompt``).
 
-    capabilities = Capabilities(logprobs=True, prefix_caching=True, chat_template=True, stop_strings=True)
+    Sampling is seeded per engine call, not per sequence: CTranslate2 has one random stream per
+    decoding thread, so a sampled call re-seeds it from all of the call's seeds (see ``_generate``).
+    """
+
+    capabilities = Capabilities(logprobs=True, prefix_caching=True, chat_template=True, stop_strings=True,
+                                ragged_batches=True)
 
     def __init__(self, model_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike | None = None,
                  model_id: str | None = None, threads: int | None = None, compute_type: str = "int8",
@@ -130,51 +136,50 @@ class CTranslate2Backend(Backend):
     def render_chat(self, messages: Sequence[Message]) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
-    def _generate(self, prompts: list[str], request: GenerationRequest, seeds: list[int]) -> list[Completion]:
+    def _generate(self, prompts: list[str], request: GenerationRequest, seeds: list[int],
+                  limits: list[int] | None = None) -> list[Completion]:
+        limits = limits or [request.max_new_tokens] * len(prompts)
         token_lists = [self.tokenizer.convert_ids_to_tokens(self.tokenizer.encode(p)) for p in prompts]
-        static = _common_prefix(token_lists)
-        if len(static) < self.min_static_prefix or len(prompts) == 1:
-            static = []
-        starts = [tokens[len(static):] or tokens[-1:] for tokens in token_lists]
-        if static and any(len(tokens) == len(static) for tokens in token_lists):
-            static = static[:-1]
-            starts = [tokens[len(static):] for tokens in token_lists]
         ids: list[list[int]] = [[] for _ in prompts]
         logprobs: list[list[float]] = [[] for _ in prompts]
-        stopped = [False] * len(prompts)
+        finished: list[str | None] = [None] * len(prompts)
         stops = [s for s in request.stop if s]
 
-        def on_token(step) -> bool:
-            index = step.batch_id
-            if step.token == self._eos or stopped[index]:
+        def on_token(index: int, step) -> bool:
+            if finished[index]:
+                return True
+            if step.token == self._eos:
+                finished[index] = "stop"
                 return True
             ids[index].append(step.token_id)
             logprobs[index].append(float(step.log_prob))
-            if stops:
-                tail = self.tokenizer.decode(ids[index][-16:])
-                if any(s in tail for s in stops):
-                    stopped[index] = True
-                    return True
-            return False
+            if stops and any(s in self.tokenizer.decode(ids[index][-16:]) for s in stops):
+                finished[index] = "stop"
+            elif len(ids[index]) >= limits[index]:
+                finished[index] = "length"
+            return finished[index] is not None
 
         greedy = request.temperature == 0
         if not greedy:
             # CTranslate2 seeds a decoding thread's random stream when the thread starts, so an
-            # exact per-call seed needs fresh threads: reloading the int8 model takes ~0.2 s.
-            self._ct2.set_random_seed(seeds[0])
+            # exact seed needs fresh threads (reloading the int8 model takes ~0.2 s); the seed is a
+            # digest of the call's seeds, so a call's samples depend only on what it contains.
+            self._ct2.set_random_seed(zlib.crc32(repr(seeds).encode()))
             self.generator = self._new_generator()
+        shared = len(_common_prefix(token_lists)) if len(prompts) > 1 else 0
+        if shared < self.min_static_prefix:
+            shared = 0
+        elif any(len(tokens) == shared for tokens in token_lists):
+            shared -= 1  # every prompt keeps at least one token of its own
         self.generator.generate_batch(
-            starts, max_length=request.max_new_tokens, include_prompt_in_result=False, return_scores=True,
-            static_prompt=static or None, sampling_topk=1 if greedy else (request.top_k or 0),
-            sampling_topp=1.0 if greedy else request.top_p, sampling_temperature=request.temperature or 1.0,
-            repetition_penalty=request.repetition_penalty, end_token=self._eos, callback=on_token)
-        completions = []
-        for index in range(len(prompts)):
-            reason = "stop" if stopped[index] or len(ids[index]) < request.max_new_tokens else "length"
-            completions.append(Completion(text=self.tokenizer.decode(ids[index]), tokens=len(ids[index]),
-                                          finish_reason=reason, token_logprobs=logprobs[index]))
-        return completions
-
+            [tokens[shared:] for tokens in token_lists], static_prompt=token_lists[0][:shared] or None,
+            max_length=max(limits), include_prompt_in_result=False, return_scores=True,
+            sampling_topk=1 if greedy else (request.top_k or 0), sampling_topp=1.0 if greedy else request.top_p,
+            sampling_temperature=request.temperature or 1.0, repetition_penalty=request.repetition_penalty,
+            end_token=self._eos, callback=lambda step: on_token(step.batch_id, step))
+        return [Completion(text=self.tokenizer.decode(ids[i]), tokens=len(ids[i]), token_logprobs=logprobs[i],
+                           finish_reason=finished[i] or ("length" if len(ids[i]) >= limits[i] else "stop"))
+                for i in range(len(prompts))]
 
 def _common_prefix(token_lists: list[list[str]]) -> list[str]:
     if not token_lists:

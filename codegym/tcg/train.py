@@ -73,8 +73,10 @@ def _finish(trainer, config: TCGTrainConfig, out: Path, model_path: str) -> dict
     if config.export_ct2:
         from ctranslate2.converters import TransformersConverter
 
-        TransformersConverter(str(final), copy_files=["tokenizer.json", "tokenizer_config.json"]).convert(
-            str(out / "ct2"), quantization="int8", force=True)
+        tokenizer_files = [name for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+                           if (final / name).exists()]
+        TransformersConverter(str(final), copy_files=tokenizer_files).convert(str(out / "ct2"), quantization="int8",
+                                                                               force=True)
         summary["ct2"] = str(out / "ct2")
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
