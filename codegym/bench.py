@@ -3,7 +3,7 @@
 Each (problem, agent, budget, seed) item is solved once, then its final program is judged once
 through :func:`codegym.evaluate_submission`. Rows stream to ``results.jsonl`` as they finish
 (flushed and fsync'ed); re-running the same command skips finished items, so a ``kill -9`` loses
-at most the item in flight and no row is ever written twice.
+at most the items in flight (one per slot or Ray actor) and no row is ever written twice.
 
 Metrics per (agent, budget):
   * pass@1: fraction of items whose final program passes the hidden tests;
