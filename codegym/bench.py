@@ -60,6 +60,7 @@ class BenchConfig:
     agent_options: dict[str, dict] = field(default_factory=dict)
     parallel: int = 4  # items solved at once; their generate calls are merged (see LockstepBatcher)
     ray: str | None = None  # a Ray address ("auto", "ray://HOST:PORT") or "local"; None: this process
+    ray_actors: int | None = None  # Ray actors (default: one per CPU of the cluster)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -266,7 +267,7 @@ class _RayWorker:
 
 def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, record) -> None:
     """Spread items over a Ray cluster (``config.ray``: an address, ``auto``, or ``local`` to start
-    one here), one actor per CPU unless ``config.parallel`` > 1 asks for a count; each actor keeps
+    one here), one actor per CPU unless ``config.ray_actors`` gives a count; each actor keeps
     one item in flight and rows are recorded here as they finish."""
     try:
         import ray
@@ -278,7 +279,7 @@ def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, record) -> None
         ray.init(address=None if config.ray == "local" else config.ray, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:
-        count = config.parallel if config.parallel > 1 else max(1, int(ray.cluster_resources().get("CPU", 1)))
+        count = config.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker = ray.remote(num_cpus=1)(_RayWorker)
         actors = [worker.remote(config, backend) for _ in range(min(count, len(todo)))]
         queue, in_flight = list(reversed(todo)), {}

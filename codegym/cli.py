@@ -207,6 +207,7 @@ def _bench(parser: argparse.ArgumentParser) -> None:
                         help="items solved at once, their LLM calls merged into shared batches (1: one at a time)")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="spread items over a Ray cluster: an address, 'auto', or 'local' to start one here")
+    parser.add_argument("--ray-actors", type=int, default=None, help="Ray actors (default: one per cluster CPU)")
     _dataset_args(parser)
     parser.set_defaults(run=_run_bench)
 
@@ -219,7 +220,7 @@ def _bench_config(args: argparse.Namespace):
                        budget_calls=args.budget_calls, limit=args.limit,
                        problems=args.problems.split(",") if args.problems else None, seeds=_int_list(args.seeds),
                        out=args.out, cache=not args.no_cache, aspr_samples=args.aspr_samples,
-                       parallel=args.parallel, ray=args.ray)
+                       parallel=args.parallel, ray=args.ray, ray_actors=args.ray_actors)
 
 
 def _run_bench(args: argparse.Namespace) -> int:

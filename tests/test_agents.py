@@ -231,6 +231,6 @@ def test_bench_slots_and_ray_give_the_sequential_results(tmp_path):
     assert _bench_rows(tmp_path, "slots", parallel=3) == sequential
     ray_pickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import this test module
     try:
-        assert _bench_rows(tmp_path, "ray", parallel=2, ray="local") == sequential
+        assert _bench_rows(tmp_path, "ray", ray="local", ray_actors=2) == sequential
     finally:
         ray_pickle.unregister_pickle_by_value(sys.modules[__name__])
