@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from codegym.envs.steps import format_trajectory, parse_step
-from codegym.llm.base import Backend, GenerationOutput, GenerationRequest, Usage
+from codegym.llm.base import Backend, GenerationOutput, GenerationRequest, Usage, WrappedBackend
 from codegym.policy import Proposal, StepPolicy
 
 
@@ -35,15 +35,14 @@ class Budget:
             raise ValueError("budgets must be positive")
 
 
-class BudgetedBackend(Backend):
+class BudgetedBackend(WrappedBackend):
     """Wraps a backend so that usage can never exceed the budget: each request's
     ``max_new_tokens`` is clamped to what is left (shared across the call's samples), and a call
     that could not produce at least ``min_tokens`` per sample is refused with BudgetExhausted."""
 
     def __init__(self, inner: Backend, budget: Budget, min_tokens: int = 8):
-        super().__init__(cache=None)
-        self.inner, self.budget, self.min_tokens = inner, budget, min_tokens
-        self.model_id, self.capabilities = inner.model_id, inner.capabilities
+        super().__init__(inner)
+        self.budget, self.min_tokens = budget, min_tokens
 
     def tokens_left(self) -> int | None:
         return None if self.budget.tokens is None else self.budget.tokens - self.usage.generated_tokens
@@ -63,15 +62,7 @@ class BudgetedBackend(Backend):
                 if per_sample < self.min_tokens:
                     raise BudgetExhausted("%d tokens left for %d samples" % (tokens_left, samples))
                 requests = [replace(r, max_new_tokens=min(r.max_new_tokens, per_sample)) for r in requests]
-        output = self.inner.generate(requests)
-        self.usage.add(output.usage)
-        return output
-
-    def prompt_text(self, request: GenerationRequest) -> str:
-        return self.inner.prompt_text(request)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+        return self._record(self.inner.generate(requests))
 
 
 @dataclass

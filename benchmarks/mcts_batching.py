@@ -19,17 +19,16 @@ import gymnasium as gym
 import codegym  # noqa: F401
 from agents import Budget, make_agent
 from codegym.llm import GenerationRequest, load
-from codegym.llm.base import Backend
+from codegym.llm.base import Backend, WrappedBackend
 from codegym.llm.batching import LockstepBatcher
 from codegym.policy import StepPolicy
 
 
-class Timed(Backend):
+class Timed(WrappedBackend):
     """Counts the time spent inside generate calls and the batch sizes sent."""
 
     def __init__(self, inner: Backend):
-        super().__init__()
-        self.inner, self.model_id, self.capabilities = inner, inner.model_id, inner.capabilities
+        super().__init__(inner)
         self.seconds, self.batch_sizes = 0.0, []
 
     def generate(self, requests):
@@ -37,14 +36,7 @@ class Timed(Backend):
         output = self.inner.generate(requests)
         self.seconds += time.perf_counter() - started
         self.batch_sizes.append(sum(r.n for r in requests))
-        self.usage.add(output.usage)
-        return output
-
-    def prompt_text(self, request):
-        return self.inner.prompt_text(request)
-
-    def count_tokens(self, text):
-        return self.inner.count_tokens(text)
+        return self._record(output)
 
 
 def one_at_a_time_rate(backend: Backend, prompts: list[str], tokens: int) -> float:

@@ -233,14 +233,20 @@ class ItemSolver:
         return row, solution.tree.to_json(problem_id=problem.id, agent=agent_name, budget=budget, seed=seed)
 
 
+def _backend(config: BenchConfig, backend):
+    """The backend given to ``run_bench``, else the one ``config.policy`` names."""
+    from codegym.llm import load
+
+    return backend or load(config.policy, cache=config.cache)
+
+
 def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, record) -> None:
     """``config.parallel`` items at a time, one per thread, their generate calls merged in
     lockstep (slot i takes items i, i + parallel, ...: the schedule never depends on timing)."""
-    from codegym.llm import load
     from codegym.llm.batching import LockstepBatcher
 
     slots = max(1, min(config.parallel, len(todo)))
-    batcher = LockstepBatcher(backend or load(config.policy, cache=config.cache), slots)
+    batcher = LockstepBatcher(_backend(config, backend), slots)
 
     def work(slot: int) -> None:
         with batcher.client(slot) as client:
@@ -257,9 +263,7 @@ class _RayWorker:
     """A Ray actor: loads the environment and policy once, then solves the items it is sent."""
 
     def __init__(self, config: BenchConfig, backend):
-        from codegym.llm import load
-
-        self.solver = ItemSolver(config, backend or load(config.policy, cache=config.cache))
+        self.solver = ItemSolver(config, _backend(config, backend))
 
     def solve(self, item: tuple) -> tuple[dict, str | None]:
         return self.solver.solve(item)

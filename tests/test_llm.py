@@ -254,3 +254,16 @@ def test_lockstep_batcher_reports_failures_to_every_slot():
                 future.result(timeout=10)
     with pytest.raises(ValueError):
         LockstepBatcher(ScriptedBackend(fail), slots=0)
+
+
+def test_lockstep_slots_report_their_own_usage():
+    from codegym.llm.batching import LockstepBatcher
+
+    backend = ScriptedBackend(lambda prompt, seed: "one two three", ragged=True)
+    batcher = LockstepBatcher(backend, slots=1)
+    with batcher.client(0) as client:
+        out = client.generate([GenerationRequest(prompt="four words in here", n=2),
+                               GenerationRequest(prompt="two words")])
+    assert out.prompt_tokens == [8, 2]
+    assert (out.usage.prompt_tokens, out.usage.generated_tokens, out.usage.completions) == (10, 9, 3)
+    assert client.usage.prompt_tokens == backend.usage.prompt_tokens == 10

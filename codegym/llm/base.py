@@ -103,6 +103,7 @@ class Usage:
 class GenerationOutput:
     results: list[list[Completion]]
     usage: Usage = field(default_factory=Usage)
+    prompt_tokens: list[int] = field(default_factory=list)  # per request, n samples included
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,9 @@ class Backend:
         texts = [self.prompt_text(r) for r in requests]
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         pending: dict[tuple, list[tuple[int, int]]] = {}
+        prompt_tokens = [self.count_tokens(text) * request.n for request, text in zip(requests, texts)]
+        usage.prompt_tokens = sum(prompt_tokens)
         for i, (request, text) in enumerate(zip(requests, texts)):
-            usage.prompt_tokens += self.count_tokens(text) * request.n
             for sample in range(request.n):
                 hit = self.cache.get(self._cache_key(text, request, sample)) if self.cache is not None else None
                 if hit is not None:
@@ -196,7 +198,7 @@ class Backend:
         usage.generated_tokens = sum(c.tokens for c in flat)
         with self._usage_lock:
             self.usage.add(usage)
-        return GenerationOutput(results=results, usage=usage)  # type: ignore[arg-type]
+        return GenerationOutput(results=results, usage=usage, prompt_tokens=prompt_tokens)  # type: ignore[arg-type]
 
     def __getstate__(self) -> dict:
         """Pickling (e.g. to a Ray worker) drops the lock; engines that cannot travel fail here."""
@@ -216,6 +218,26 @@ class Backend:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class WrappedBackend(Backend):
+    """A backend in front of another (budgets, batching, timing): the same model, prompt rendering
+    and token counts; subclasses change ``generate`` and record what passed through."""
+
+    def __init__(self, inner: Backend):
+        super().__init__(cache=None)
+        self.inner, self.model_id, self.capabilities = inner, inner.model_id, inner.capabilities
+
+    def prompt_text(self, request: GenerationRequest) -> str:
+        return self.inner.prompt_text(request)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def _record(self, output: GenerationOutput) -> GenerationOutput:
+        with self._usage_lock:
+            self.usage.add(output.usage)
+        return output
 
 
 def truncate_at_stop(completion: Completion, stop: Sequence[str]) -> Completion:

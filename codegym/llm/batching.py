@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from .base import Backend, GenerationOutput, GenerationRequest, Usage
+from .base import Backend, GenerationOutput, GenerationRequest, Usage, WrappedBackend
 
 
 class LockstepBatcher:
@@ -75,12 +75,14 @@ class LockstepBatcher:
         merged = [request for requests in round_.values() for request in requests]
         answers: dict[int, GenerationOutput | BaseException] = {}
         try:
-            results = self.backend.generate(merged).results if merged else []
+            output = self.backend.generate(merged) if merged else GenerationOutput(results=[])
             start = 0
             for slot, requests in round_.items():
-                rows = results[start:start + len(requests)]
-                start += len(requests)
-                answers[slot] = GenerationOutput(results=rows, usage=self._usage(requests, rows))
+                end = start + len(requests)
+                rows, prompt_tokens = output.results[start:end], output.prompt_tokens[start:end]
+                start = end
+                answers[slot] = GenerationOutput(results=rows, usage=_usage(rows, prompt_tokens),
+                                                 prompt_tokens=prompt_tokens)
         except BaseException as error:  # every slot of the round sees the failure
             answers = dict.fromkeys(round_, error)
         with self._condition:
@@ -88,32 +90,23 @@ class LockstepBatcher:
             self._answers.update(answers)
             self._condition.notify_all()
 
-    def _usage(self, requests: list[GenerationRequest], rows: list) -> Usage:
-        completions = [c for row in rows for c in row]
-        return Usage(calls=1, completions=len(completions), generated_tokens=sum(c.tokens for c in completions),
-                     cache_hits=sum(c.cached for c in completions),
-                     prompt_tokens=sum(self.backend.count_tokens(self.backend.prompt_text(r)) * r.n for r in requests))
+
+def _usage(rows: list[list], prompt_tokens: list[int]) -> Usage:
+    """One slot's share of a merged call."""
+    completions = [c for row in rows for c in row]
+    return Usage(calls=1, completions=len(completions), generated_tokens=sum(c.tokens for c in completions),
+                 cache_hits=sum(c.cached for c in completions), prompt_tokens=sum(prompt_tokens))
 
 
-class SlotBackend(Backend):
+class SlotBackend(WrappedBackend):
     """One slot's view of a :class:`LockstepBatcher`: a backend whose calls join the next round."""
 
     def __init__(self, batcher: LockstepBatcher, slot: int):
-        super().__init__(cache=None)
+        super().__init__(batcher.backend)
         self.batcher, self.slot = batcher, slot
-        self.model_id, self.capabilities = batcher.backend.model_id, batcher.backend.capabilities
 
     def generate(self, requests: Sequence[GenerationRequest]) -> GenerationOutput:
-        output = self.batcher.submit(self.slot, list(requests))
-        with self._usage_lock:
-            self.usage.add(output.usage)
-        return output
-
-    def prompt_text(self, request: GenerationRequest) -> str:
-        return self.batcher.backend.prompt_text(request)
-
-    def count_tokens(self, text: str) -> int:
-        return self.batcher.backend.count_tokens(text)
+        return self._record(self.batcher.submit(self.slot, list(requests)))
 
     def close(self) -> None:
         self.batcher.leave(self.slot)

@@ -145,7 +145,8 @@ class CTranslate2Backend(Backend):
         finished: list[str | None] = [None] * len(prompts)
         stops = [s for s in request.stop if s]
 
-        def on_token(index: int, step) -> bool:
+        def on_token(step) -> bool:
+            index = step.batch_id
             if finished[index]:
                 return True
             if step.token == self._eos:
@@ -176,7 +177,7 @@ class CTranslate2Backend(Backend):
             max_length=max(limits), include_prompt_in_result=False, return_scores=True,
             sampling_topk=1 if greedy else (request.top_k or 0), sampling_topp=1.0 if greedy else request.top_p,
             sampling_temperature=request.temperature or 1.0, repetition_penalty=request.repetition_penalty,
-            end_token=self._eos, callback=lambda step: on_token(step.batch_id, step))
+            end_token=self._eos, callback=on_token)
         return [Completion(text=self.tokenizer.decode(ids[i]), tokens=len(ids[i]), token_logprobs=logprobs[i],
                            finish_reason=finished[i] or ("length" if len(ids[i]) >= limits[i] else "stop"))
                 for i in range(len(prompts))]
