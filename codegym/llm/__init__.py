@@ -9,6 +9,7 @@
 ``vllm:PATH_OR_ID``        in-process vLLM (GPU extra)
 ``openai:URL#MODEL``       any OpenAI-compatible server (``#MODEL`` optional)
 ``ct2:PATH``               a CTranslate2 model folder (tokenizer in the same folder)
+``torch:PATH_OR_smollm2``  the prefix-caching torch engine for Llama models (search on CPU)
 =========================  ===============================================================
 """
 
@@ -44,6 +45,13 @@ def load(spec: str = DEFAULT_POLICY, cache: bool | str | GenerationCache = False
         from .embedded import CTranslate2Backend
 
         return CTranslate2Backend(target, cache=store, **options)
+    if kind == "torch":
+        from .prefix_engine import PrefixCachingBackend
+
+        if target.lower() in EMBEDDED_NAMES:
+            return PrefixCachingBackend(prepare_embedded() / "hf", cache=store,
+                                        model_id="smollm2-135m-instruct(torch-prefix)", **options)
+        return PrefixCachingBackend(target, cache=store, **options)
     if kind == "vllm":
         from .vllm_backend import VLLMBackend
 
@@ -55,7 +63,7 @@ def load(spec: str = DEFAULT_POLICY, cache: bool | str | GenerationCache = False
         if not url.startswith(("http://", "https://")):
             raise ValueError("openai spec is openai:http(s)://HOST:PORT[/v1]#MODEL, got %r" % spec)
         return OpenAIBackend(url, model, cache=store, **options)
-    raise ValueError("unknown policy spec %r: use smollm2, hf:PATH, vllm:PATH, ct2:PATH or openai:URL#MODEL" % spec)
+    raise ValueError("unknown policy spec %r: use smollm2, hf:PATH, torch:PATH, vllm:PATH, ct2:PATH or openai:URL#MODEL" % spec)
 
 
 __all__ = ["DEFAULT_POLICY", "Backend", "Capabilities", "Completion", "GenerationCache", "GenerationOutput",
