@@ -217,6 +217,9 @@ class PrefixCachingBackend(Backend):
     def __getstate__(self) -> dict:
         raise TypeError("the prefix engine holds its model in memory: load it in each worker instead")
 
+    def close(self) -> None:
+        self.prefixes.clear()
+
     # -- prefill -------------------------------------------------------------------------------
     def _prefill(self, ids: np.ndarray) -> _Prefilled:
         """The prompt's states: the cached prefix reused, the rest forwarded (at least one token)."""
