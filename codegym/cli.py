@@ -123,9 +123,11 @@ def _sandbox_info(args: argparse.Namespace) -> int:
 
 
 # -- policies ------------------------------------------------------------------------------------------
+POLICY_HELP = "smollm2 | torch:smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL | ct2:PATH"
+
+
 def _policy_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="smollm2",
-                        help="smollm2 | torch:smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL | ct2:PATH")
+    parser.add_argument("--policy", default="smollm2", help=POLICY_HELP)
     parser.add_argument("--cache", action="store_true", help="use the persistent generation cache")
 
 
@@ -203,7 +205,7 @@ def _bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/bench")
     parser.add_argument("--aspr-samples", type=int, default=4, help="translate resamples per solved item (0: off)")
     parser.add_argument("--no-cache", action="store_true", help="do not use the generation cache")
-    parser.add_argument("--policy", default="smollm2", help="smollm2 | torch:smollm2 | hf:PATH | vllm:PATH | openai:URL#MODEL")
+    parser.add_argument("--policy", default="smollm2", help=POLICY_HELP)
     parser.add_argument("--parallel", type=int, default=4,
                         help="items solved at once, their LLM calls merged into shared batches (1: one at a time)")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",

