@@ -16,6 +16,10 @@ from typing import Any
 
 MAX_DEPTH = 64
 MAX_HEX_DIGITS = 200_000
+# Distinct members of one container that may share a hash. Building a set (or a dict, or the
+# trusted side's ``set(result)``) of n such values costs n**2 comparisons, and a program can write
+# any wire text it likes, so the decoder refuses more than this many.
+MAX_SAME_HASH = 64
 _SMALL_INT = 1 << 62
 
 # Tags for containers and for the scalars JSON cannot carry exactly.
@@ -94,21 +98,28 @@ def _decode(node: Any, depth: int) -> Any:
         raise DecodeError("unexpected %s in wire data" % kind.__name__)
     tag, items = node[0], node[1:]
     if tag == _LIST:
-        return [_decode(item, depth + 1) for item in items]
+        members = [_decode(item, depth + 1) for item in items]
+        _bound_collisions(members)
+        return members
     if tag == _TUPLE:
-        return tuple(_decode(item, depth + 1) for item in items)
+        members = [_decode(item, depth + 1) for item in items]
+        _bound_collisions(members)
+        return tuple(members)
     if tag in (_SET, _FROZENSET):
         members = [_decode(item, depth + 1) for item in items]
+        _bound_collisions(members)
         try:
             return set(members) if tag == _SET else frozenset(members)
         except TypeError as err:
             raise DecodeError("unhashable set member") from err
     if tag == _DICT:
-        result = {}
         for pair in items:
             if type(pair) is not list or len(pair) != 2:
                 raise DecodeError("malformed dict entry")
-            key = _decode(pair[0], depth + 1)
+        keys = [_decode(pair[0], depth + 1) for pair in items]
+        _bound_collisions(keys)
+        result = {}
+        for key, pair in zip(keys, items):
             try:
                 result[key] = _decode(pair[1], depth + 1)
             except TypeError as err:
@@ -129,6 +140,31 @@ def _decode(node: Any, depth: int) -> Any:
             raise DecodeError("malformed complex")
         return complex(real, imag)
     raise DecodeError("unknown tag %r" % tag)
+
+
+def _bound_collisions(members: list) -> None:
+    """Refuse a container holding more than MAX_SAME_HASH distinct hashable values with one hash.
+    Linear: a value is compared with at most MAX_SAME_HASH representatives of its hash group."""
+    if len(members) <= MAX_SAME_HASH:
+        return
+    groups: dict[int, list[int]] = {}
+    for index, value in enumerate(members):
+        if type(value) in (str, bytes):
+            continue  # randomized hashes: no chosen collisions
+        try:
+            groups.setdefault(hash(value), []).append(index)
+        except TypeError:
+            continue  # unhashable members never meet in a hash table
+    for indexes in groups.values():
+        if len(indexes) <= MAX_SAME_HASH:
+            continue
+        distinct: list = []
+        for index in indexes:
+            value = members[index]
+            if not any(value == seen for seen in distinct):
+                distinct.append(value)
+                if len(distinct) > MAX_SAME_HASH:
+                    raise DecodeError("more than %d distinct values share one hash" % MAX_SAME_HASH)
 
 
 def from_wire(node: Any) -> Any:

@@ -3,13 +3,21 @@
 Each protection is tried where the platform allows it and reported either way, so a user on a
 machine without (say) Landlock knows exactly what is and is not enforced:
 
-* ``namespaces``: the worker moves itself into fresh network and PID namespaces (no network at
-  all; the job's processes cannot see or signal anything outside; killing them all is one call).
-* ``landlock``: the child may read only the standard library and allow-listed packages, and
-  write only its own temporary directory; TCP is denied; signals cannot leave the domain.
-* ``seccomp``: no new processes, no exec, no signals, no ptrace, no non-Unix sockets.
-* ``uid_drop``: the child runs as an unprivileged user.
-* ``rlimits``: CPU seconds, address space, file size, open files, no core dumps.
+* ``namespaces``: the worker moves itself into fresh network, PID, IPC and mount namespaces (no
+  network at all; the job's processes cannot see or signal anything outside; killing them all is
+  one call; no SysV/POSIX IPC object is shared with the host).
+* ``view``: the child is chrooted into a read-only tmpfs that holds only what it may read (the
+  standard library, allow-listed packages, the shared libraries their extension modules load,
+  ``/dev/null``, ``/dev/zero``, ``/dev/urandom``) and a fresh size-capped tmpfs as its working
+  directory, replaced after every job. Nothing else of the host exists for it: no other file, no
+  metadata, no socket path.
+* ``landlock``: the same allow-list again, enforced by the kernel on inodes; TCP is denied; signals
+  and abstract Unix sockets cannot leave the domain.
+* ``seccomp``: no new processes, no exec, no signals, no ptrace, no non-Unix sockets, no SysV or
+  POSIX message-queue IPC, no memfd, no inotify/fanotify.
+* ``uid_drop``: the child runs as an unprivileged uid of its own worker, with no capabilities, so
+  ``RLIMIT_NPROC`` bounds its threads.
+* ``rlimits``: CPU seconds, address space, file size, open files, processes, no core dumps.
 
 Stdlib-only apart from the optional ``pyseccomp``: the sandbox worker imports it by path.
 """
@@ -21,17 +29,22 @@ import errno
 import os
 import resource
 import sys
-import sysconfig
 from dataclasses import dataclass, field
 
 NOBODY_UID = 65534
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_THREAD = 0x00010000
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_PDEATHSIG = 1
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC = 1, 2, 4, 32, 4096, 16384
+_MS_PRIVATE = 1 << 18
+_MNT_DETACH = 2
+JOB_DIR_INODES = 4096
+JOB_UID_BASE = 0x40000000  # + the worker's host pid: a uid no other live worker uses
 
 _SYS_LANDLOCK_CREATE_RULESET = 444
 _SYS_LANDLOCK_ADD_RULE = 445
@@ -88,30 +101,6 @@ def _fs_rights(abi: int) -> int:
     if abi >= 5:
         rights |= _FS_IOCTL_DEV
     return rights
-
-
-def stdlib_read_paths(allowed_packages: tuple[str, ...]) -> list[str]:
-    """Paths the child may read: the stdlib (site-packages excluded) plus allowed packages."""
-    paths: set[str] = set()
-    site_dirs = {os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
-                                                 sysconfig.get_paths()["platlib"])}
-    for key in ("stdlib", "platstdlib"):
-        root = os.path.realpath(sysconfig.get_paths()[key])
-        if not os.path.isdir(root):
-            continue
-        for entry in os.scandir(root):
-            full = os.path.realpath(entry.path)
-            if full in site_dirs or entry.name in ("site-packages", "dist-packages"):
-                continue
-            paths.add(full)
-    for site in site_dirs:
-        if not os.path.isdir(site):
-            continue
-        for entry in os.scandir(site):
-            base = entry.name.split("-")[0].split(".")[0]
-            if base in allowed_packages and not entry.name.endswith(".pth"):
-                paths.add(os.path.realpath(entry.path))
-    return sorted(paths)
 
 
 @dataclass
@@ -178,7 +167,15 @@ def seccomp_program() -> bytes | None:
               "delete_module", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
               "userfaultfd", "io_uring_setup", "setpriority", "sched_setaffinity", "setsid",
               "setpgid", "open_by_handle_at", "name_to_handle_at", "capset", "ioperm", "iopl", "kexec_load",
-              "acct", "settimeofday", "clock_settime"]
+              "acct", "settimeofday", "clock_settime",
+              # kernel objects that could outlive the job or be shared between jobs
+              "shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl", "semget",
+              "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+              "mq_notify", "mq_getsetattr", "memfd_create", "memfd_secret", "inotify_init", "inotify_init1",
+              "fanotify_init", "fanotify_mark", "quotactl", "syslog", "mknod", "mknodat", "chown",
+              "fchown", "lchown", "fchownat", "open_tree", "move_mount", "fsopen", "fsmount", "fspick",
+              "mount_setattr", "landlock_create_ruleset", "seccomp", "personality", "vhangup",
+              "lookup_dcookie", "nfsservctl", "uselib", "sysfs"]
     for name in denied:
         try:
             flt.add_rule(sc.ERRNO(errno.EPERM), name)
@@ -189,6 +186,8 @@ def seccomp_program() -> bytes | None:
     flt.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
     flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, 1))  # AF_UNIX only
     flt.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(0, sc.NE, 0))
+    flt.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(1, sc.NE, 0))  # reading own limits only
+    flt.add_rule(sc.ERRNO(errno.EPERM), "setrlimit")
     import tempfile
 
     with tempfile.TemporaryFile() as fh:
@@ -220,7 +219,7 @@ def _unshare(flags: int) -> bool:
 
 
 def enter_namespaces() -> tuple[bool, bool]:
-    """Move this process into new network and PID namespaces.
+    """Move this process into new network, IPC, mount and PID namespaces.
 
     Returns (network isolated, pid namespace pending). With a pending PID namespace the
     caller must fork: the child becomes PID 1 of the new namespace.
@@ -240,7 +239,9 @@ def enter_namespaces() -> tuple[bool, bool]:
                 fh.write("%d %d 1" % (gid, gid))
         except OSError:
             return False, False
-    net = _unshare(_CLONE_NEWNET)
+    net = _unshare(_CLONE_NEWNET) and _unshare(_CLONE_NEWIPC)
+    if _unshare(_CLONE_NEWNS):
+        _libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)  # our mounts stay ours
     pid = _unshare(_CLONE_NEWPID)
     return net, pid
 
@@ -250,17 +251,20 @@ def die_with_parent() -> None:
         _libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
 
 
-def apply_rlimits(cpu_s: int, memory_mb: int, file_mb: int, open_files: int) -> None:
+def apply_rlimits(cpu_s: int, memory_mb: int, file_mb: int, open_files: int, tasks: int) -> None:
+    """Set hard limits; ``tasks`` bounds processes plus threads of the job's uid (it takes
+    effect once the child has dropped root)."""
     limits = [
         (resource.RLIMIT_CPU, cpu_s),
         (resource.RLIMIT_FSIZE, file_mb << 20),
         (resource.RLIMIT_NOFILE, open_files),
         (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, tasks),
+        (resource.RLIMIT_MEMLOCK, 0),
+        (resource.RLIMIT_MSGQUEUE, 0),
     ]
     if memory_mb > 0:
         limits.append((resource.RLIMIT_AS, memory_mb << 20))
-    if hasattr(resource, "RLIMIT_NPROC") and os.geteuid() != 0:
-        limits.append((resource.RLIMIT_NPROC, 256))
     for which, value in limits:
         try:
             resource.setrlimit(which, (value, value))
@@ -270,50 +274,166 @@ def apply_rlimits(cpu_s: int, memory_mb: int, file_mb: int, open_files: int) -> 
                 resource.setrlimit(which, (value, hard))
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def arg(text):
+        return text.encode() if text is not None else None
+
+    _check(_libc.mount(arg(source), arg(target), arg(fstype), ctypes.c_ulong(flags), arg(data)),
+           "mount(%s)" % target)
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+def _mirror_parents(root: str, path: str) -> None:
+    """Create ``root + path``'s parent directories, recreating host symlinks met on the way
+    (``/lib -> usr/lib``) so that paths resolve inside the view as they do on the host."""
+    current = "/"
+    for part in [p for p in path.split("/") if p][:-1]:
+        nxt = os.path.join(current, part)
+        inside = root + nxt
+        if os.path.islink(nxt):
+            if not os.path.lexists(inside):
+                os.symlink(os.readlink(nxt), inside)
+            current = os.path.realpath(nxt)
+            _mirror_parents(root, current + "/x")
+            if not os.path.isdir(root + current):
+                os.mkdir(root + current, 0o755)
+        else:
+            if not os.path.isdir(inside):
+                os.mkdir(inside, 0o755)
+            current = nxt
 
 
-def tree_readable_by_others(paths: list[str]) -> bool:
-    """Whether an unprivileged user could traverse to and read every path (e.g. not under /root)."""
-    import stat
+def _bind(root: str, path: str, writable: bool = False, device: bool = False) -> None:
+    """Make ``path`` (as the host names it) appear at the same place inside the view."""
+    _mirror_parents(root, path)
+    real = os.path.realpath(path)
+    if real != path and os.path.islink(path):
+        link = root + os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if not os.path.lexists(link):
+            os.symlink(os.readlink(path), link)
+        _mirror_parents(root, real)
+    target = root + real
+    if os.path.lexists(target):
+        return
+    if os.path.isdir(real):
+        os.mkdir(target, 0o755)
+    else:
+        open(target, "w").close()
+    _mount(real, target, None, _MS_BIND | _MS_REC)
+    flags = _MS_REMOUNT | _MS_BIND | _MS_NOSUID | (0 if writable else _MS_RDONLY) | (0 if device else _MS_NODEV)
+    _mount(None, target, None, flags)
 
-    for path in paths:
-        current = path
-        while True:
-            try:
-                mode = os.stat(current).st_mode
-            except OSError:
-                return False
-            needed = stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH
-            if not mode & needed:
-                return False
-            parent = os.path.dirname(current)
-            if parent == current:
-                break
-            current = parent
-    return True
+
+def build_view(read_paths: list[str], hidden: list[str], devices: list[str]) -> str:
+    """Build the child's root in this process's (private) mount namespace: a tmpfs holding
+    read-only bind mounts of ``read_paths``, empty read-only directories over ``hidden`` (the
+    site-packages inside the stdlib), ``devices`` and an empty ``/tmp`` for the job's tmpfs.
+    Returns the root; raises OSError where mounting is not allowed."""
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="codegym-view-")
+    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=0755")
+    old_umask = os.umask(0o022)
+    try:
+        for path in read_paths:
+            if os.path.exists(path):
+                _bind(root, path)
+        for path in hidden:
+            target = root + os.path.realpath(path)
+            if os.path.isdir(target):
+                _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY, "size=4k,mode=0755")
+        for path in devices:
+            if os.path.exists(path):
+                _bind(root, path, writable=path == "/dev/null", device=True)
+        os.mkdir(root + "/tmp", 0o755)
+    finally:
+        os.umask(old_umask)
+    _mount(None, root, None, _MS_REMOUNT | _MS_NOSUID | _MS_NODEV | _MS_RDONLY)
+    return root
 
 
-def drop_privileges(keep_read_search: bool) -> None:
-    """Become uid/gid 65534. With ``keep_read_search`` the child keeps only
-    CAP_DAC_READ_SEARCH, so it can still import a standard library installed where others may
-    not read (e.g. under /root); Landlock still limits reads to the allow-list."""
-    if keep_read_search:
-        _check(_libc.prctl(8, 1, 0, 0, 0), "prctl(KEEPCAPS)")  # PR_SET_KEEPCAPS
+def mount_job_dir(root: str, size_mb: int, uid: int, replace: bool) -> None:
+    """Mount (``replace``: unmount the old one first) the job's working directory: a fresh
+    tmpfs owned by the job's uid, capped in bytes and inodes."""
+    target = root + "/tmp"
+    if replace:
+        _check(_libc.umount2(target.encode(), _MNT_DETACH), "umount(%s)" % target)
+    _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV,
+           "size=%dk,nr_inodes=%d,mode=0700,uid=%d,gid=%d" % (max(size_mb, 1) << 10, JOB_DIR_INODES, uid, uid))
+
+
+def remove_view(root: str) -> None:
+    _libc.umount2(root.encode(), _MNT_DETACH)
+    try:
+        os.rmdir(root)
+    except OSError:
+        pass
+
+
+def enter_view(root: str) -> None:
+    """chroot into the view (the child is still privileged here) and start in ``/tmp``."""
+    os.chroot(root)
+    os.chdir("/tmp")
+
+
+def shared_libraries(paths: list[str]) -> list[str]:
+    """The shared libraries (as ``ldd`` names them) that the extension modules under ``paths``
+    load: the view must hold them for ``import sqlite3`` to work as it does on the host."""
+    import subprocess
+
+    objects = []
+    for top in paths:
+        if os.path.isfile(top):
+            continue
+        for folder, _, files in os.walk(top):
+            objects += [os.path.join(folder, f) for f in files if ".so" in f]
+    libraries: set[str] = set()
+    for start in range(0, len(objects), 64):
+        try:
+            listing = subprocess.run(["ldd", *objects[start:start + 64]], capture_output=True, text=True,
+                                     timeout=60).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return []
+        for line in listing.splitlines():
+            parts = line.split()
+            if "=>" in parts and len(parts) > parts.index("=>") + 1 and parts[parts.index("=>") + 1].startswith("/"):
+                libraries.add(os.path.normpath(parts[parts.index("=>") + 1]))
+            elif parts and parts[0].startswith("/") and not parts[0].endswith(":"):
+                libraries.add(os.path.normpath(parts[0]))
+    return sorted(libraries)
+
+
+def view_contents(allowed_packages: tuple[str, ...]) -> dict:
+    """What the child may read, computed on the trusted side from this interpreter's real paths:
+    ``read`` (directories and files), ``hidden`` (site-packages folders inside the stdlib),
+    ``devices`` and ``sys_path`` (the child's import path)."""
+    stdlib = os.path.realpath(os.path.dirname(os.__file__))
+    import_dirs = [os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)]
+    stdlib_dirs = [stdlib] + [p for p in import_dirs if p.startswith(stdlib + os.sep)
+                              and not p.endswith(("site-packages", "dist-packages"))]
+    packages, package_sites = [], []
+    for site in import_dirs:
+        if not site.endswith(("site-packages", "dist-packages")):
+            continue
+        for entry in sorted(os.listdir(site)):
+            base = entry.split("-")[0].split(".")[0]
+            if base in allowed_packages and not entry.endswith(".pth"):
+                packages.append(os.path.realpath(os.path.join(site, entry)))
+                if site not in package_sites:
+                    package_sites.append(site)
+    hidden = [os.path.join(stdlib, name) for name in ("site-packages", "dist-packages")
+              if os.path.isdir(os.path.join(stdlib, name))]
+    extras = [p for p in ("/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo") if os.path.exists(p)]
+    libraries = shared_libraries(list(dict.fromkeys(stdlib_dirs[1:] + packages)))
+    return {"read": list(dict.fromkeys([stdlib] + packages + libraries + extras)), "hidden": hidden,
+            "devices": ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"],
+            "sys_path": list(dict.fromkeys(stdlib_dirs + package_sites))}
+
+
+def drop_privileges(uid: int) -> None:
+    """Become ``uid``/``uid`` with no supplementary groups; every capability goes with root."""
     os.setgroups([])
-    os.setgid(NOBODY_UID)
-    os.setuid(NOBODY_UID)
-    if keep_read_search:
-        read_search = 1 << 2  # CAP_DAC_READ_SEARCH
-        header = _CapHeader(version=0x20080522, pid=0)
-        data = (_CapData * 2)(_CapData(read_search, read_search, 0), _CapData(0, 0, 0))
-        _check(_libc.capset(ctypes.byref(header), data), "capset")
+    os.setgid(uid)
+    os.setuid(uid)
 
 
 @dataclass
@@ -322,6 +442,7 @@ class Protections:
 
     namespaces: bool = False
     pid_namespace: bool = False
+    view: bool = False
     landlock_abi: int = 0
     landlock_net: bool = False
     landlock_scoped: bool = False

@@ -1,16 +1,24 @@
 """The sandbox worker ("zygote") and the untrusted child it forks for each program.
 
-Started by :class:`codegym.execution.Sandbox` as ``python -I _worker.py`` (stdlib only, imported by
-path). The worker never holds expected outputs or test code that decides a verdict: it only
-receives programs and the calls to make, forks a restricted child per program, relays the
-child's plain-data answers to the trusted side and cleans up after it.
+Started by :class:`codegym.execution.Sandbox` as ``python -I -S _worker.py FD`` (stdlib only,
+imported by path); FD is a ``SOCK_SEQPACKET`` socket to the trusted side.
 
-Protocol with the trusted side, on this process's stdin/stdout: 4-byte big-endian length, JSON.
-  -> {"op": "job", "program", "requests", "interactive", "timeout_s", "memory_mb", "output_limit"}
-  <- {"lines": [...], "alive": bool, ... final fields when not alive}
-  -> {"op": "call", "line"} (interactive jobs only)     <- same reply shape
-  -> {"op": "end"}                                      <- final fields
-Child lines (JSON, one per answer): {"compiled"}, {"i", "ok", "value"|"error"}, {"done"}.
+Why it is built this way: a forked child inherits its parent's memory. So the worker never sees a
+job: no program, no request, no answer ever enters it. It forks pristine children ahead of time
+(restrictions already applied, blocked reading their command pipe), hands the trusted side their
+pipe ends over the socket (``SCM_RIGHTS``) and reports how each child ended. The trusted side writes
+the job into the child and reads its answers itself. What the worker holds is the same before and
+after any job, so a job cannot find an earlier job's program, tests or answers in its memory.
+
+Protocol on the socket, one JSON datagram per message:
+  <- configuration (first message)          -> {"protections", "view"}
+  <- {"op": "spawn"}                         -> {"pid"} + fds [command write, result read, output read]
+  <- {"op": "kill"}                          (optional: end the running child now)
+                                             -> {"exited": true, "exit_code", "signal", "timed_out", "wall_s"}
+The child reads a 4-byte big-endian length and a JSON job ``{"program", "requests", "kind",
+"interactive", "output_limit"}`` on fd 3, then (interactive jobs) one JSON request per line. It
+writes one JSON line per answer on fd 4: ``{"compiled"}``, ``{"i", "ok", "value"|"error"}``,
+``{"done"}``; its stdout and stderr go to fd 1 and 2.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ import io
 import json
 import os
 import select
-import shutil
 import signal
+import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,31 +43,7 @@ import _codec  # noqa: E402
 import _isolation  # noqa: E402
 
 EXIT_OUTPUT_LIMIT = 120
-MAX_LINE = 16 << 20
-
-
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            raise EOFError
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _send(fd: int, message: dict) -> None:
-    data = json.dumps(message, separators=(",", ":")).encode()
-    payload = struct.pack(">I", len(data)) + data
-    while payload:
-        payload = payload[os.write(fd, payload):]
-
-
-def _receive(fd: int) -> dict:
-    (size,) = struct.unpack(">I", _read_exact(fd, 4))
-    return json.loads(_read_exact(fd, size))
-
+_MUTABLE = (list, dict, set, bytearray)
 
 # ----------------------------------------------------------------------------------------------
 # The untrusted child: everything below ``_child_main`` runs after the restrictions apply.
@@ -85,15 +70,25 @@ def _answer(out_fd: int, message: dict) -> None:
 
 
 def _error_text(err: BaseException) -> str:
-    return ("%s: %s" % (type(err).__name__, err))[:300]
+    try:
+        text = "%s: %s" % (type(err).__name__, err)
+    except BaseException:  # noqa: BLE001 - str() of an exception is untrusted code too
+        text = type(err).__name__
+    return text[:300]
 
 
-def _evaluate(request: dict, namespace: dict, program_code, output_limit: int):
+def _error(index: int, err: BaseException) -> dict:
+    builtin = type(err).__module__ == "builtins"
+    return {"i": index, "ok": False, "error": _error_text(err), "memory": isinstance(err, MemoryError),
+            "forbidden": isinstance(err, PermissionError), "type": type(err).__name__ if builtin else ""}
+
+
+def _evaluate(request: dict, namespace: dict, program_code, output_limit: int, args: list):
     if "expr" in request:
         return eval(compile(request["expr"], "<test>", "eval"), namespace)
     if "call" in request:
-        args = _codec.from_wire(request["args"])
-        return namespace[request["call"]](*args)
+        kwargs = _codec.from_wire(request["kwargs"]) if "kwargs" in request else {}
+        return namespace[request["call"]](*args, **kwargs)
     stdin, stdout = sys.stdin, sys.stdout
     sys.stdin, sys.stdout = io.StringIO(request["stdin"]), _CappedStdout(output_limit)
     try:
@@ -105,6 +100,29 @@ def _evaluate(request: dict, namespace: dict, program_code, output_limit: int):
         return sys.stdout.getvalue()
     finally:
         sys.stdin, sys.stdout = stdin, stdout
+
+
+def _run_one(index: int, request: dict, namespace: dict, code, output_limit: int) -> dict:
+    try:
+        args = _codec.from_wire(request["args"]) if "call" in request else []
+        value = _evaluate(request, namespace, code, output_limit, args)
+    except BaseException as err:  # noqa: BLE001 - any failure of untrusted code is data
+        return _error(index, err)
+    try:
+        answer = {"i": index, "ok": True, "value": _codec.encode(value)}
+        if "call" in request:
+            # What a real call would show the caller beyond the return value: arguments changed
+            # in place, and a return value that *is* one of the arguments.
+            if any(isinstance(arg, _MUTABLE) for arg in args):
+                answer["args_after"] = _codec.encode(args)
+            same = [k for k, arg in enumerate(args) if arg is value and isinstance(arg, _MUTABLE)]
+            if same:
+                answer["returns_arg"] = same[0]
+        return answer
+    except _codec.UnencodableError as err:
+        return {"i": index, "ok": False, "error": "UnencodableResult: %s" % err, "unencodable": True}
+    except BaseException as err:  # noqa: BLE001 - e.g. a __index__ that raises while encoding
+        return _error(index, err)
 
 
 def _serve(job: dict, cmd_fd: int, out_fd: int) -> None:
@@ -135,102 +153,155 @@ def _serve(job: dict, cmd_fd: int, out_fd: int) -> None:
         index += 1
 
 
-def _run_one(index: int, request: dict, namespace: dict, code, output_limit: int) -> dict:
-    try:
-        value = _evaluate(request, namespace, code, output_limit)
-    except BaseException as err:  # noqa: BLE001
-        return {"i": index, "ok": False, "error": _error_text(err), "memory": isinstance(err, MemoryError),
-                "forbidden": isinstance(err, PermissionError)}
-    try:
-        return {"i": index, "ok": True, "value": _codec.encode(value)}
-    except _codec.UnencodableError as err:
-        return {"i": index, "ok": False, "error": "UnencodableResult: %s" % err, "unencodable": True}
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
-def _child_main(job: dict, cmd_fd: int, out_fd: int, stdio_fd: int, workdir: str, worker) -> None:
+def _child_main(cmd_fd: int, out_fd: int, stdio_fd: int, slot: _Slot, worker: Worker) -> None:
+    """Restrict this fresh child, then wait for its job. Everything that can be prepared once
+    (environment, import path, stdout wrapper, Landlock ruleset) was prepared in the worker."""
     os.setsid()
-    # Move the descriptors the child keeps to 3..6 and close every other one (close_range).
-    ruleset = worker.landlock.fd if worker.landlock is not None else -1
-    kept = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) if fd >= 0 else -1
-            for fd in (cmd_fd, out_fd, stdio_fd, ruleset)]
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(stdio_fd, 1)
-    os.dup2(stdio_fd, 2)
-    for target, fd in enumerate(kept, start=3):
-        if fd >= 0:
-            os.dup2(fd, target)
-    os.closerange(3 + len(kept), 1 << 16)
-    cmd_fd, out_fd = 3, 4
-    if worker.landlock is not None:
-        worker.landlock.fd = 6
-    _isolation.apply_rlimits(cpu_s=int(job["timeout_s"]) + 1, memory_mb=job["memory_mb"],
-                             file_mb=16, open_files=64)
-    os.chdir(workdir)
-    os.environ.clear()
-    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    tempfile.tempdir = workdir
-    if worker.landlock is not None:
-        worker.landlock.restrict_self()
-        os.close(worker.landlock.fd)
-    if worker.drop_uid:
-        _isolation.drop_privileges(worker.keep_read_search)
+    # Descriptors: 0 /dev/null, 1-2 output pipe, 3 command pipe, 4 result pipe; all others closed.
+    ruleset = slot.ruleset.fd if slot.ruleset is not None else -1
+    kept = [fcntl.fcntl(fd, fcntl.F_DUPFD, 1000) if fd >= 0 else -1 for fd in (cmd_fd, out_fd, stdio_fd, ruleset)]
+    os.dup2(worker.devnull, 0)
+    os.dup2(kept[2], 1)
+    os.dup2(kept[2], 2)
+    os.dup2(kept[0], 3)
+    os.dup2(kept[1], 4)
+    if kept[3] >= 0:
+        os.dup2(kept[3], 5)
+    os.closerange(6 if kept[3] >= 0 else 5, 1 << 16)
+    _isolation.apply_rlimits(**worker.rlimits)
+    if slot.view is not None:
+        _isolation.enter_view(slot.view)
+    else:
+        os.chdir(slot.job_dir)
+    if slot.ruleset is not None:
+        slot.ruleset.fd = 5
+        slot.ruleset.restrict_self()
+        os.close(5)
+    if worker.job_uid is not None:
+        _isolation.drop_privileges(worker.job_uid)
     if worker.seccomp is not None:
         worker.seccomp.load()
-    sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
-    sys.stderr = sys.stdout
-    _serve(job, cmd_fd, out_fd)
+    # Only now, restricted, does the child learn what it is to run.
+    (size,) = struct.unpack(">I", _read_exact(3, 4))
+    _serve(json.loads(_read_exact(3, size)), 3, 4)
 
 
 # ----------------------------------------------------------------------------------------------
 # The trusted worker.
 
 
+class _Slot:
+    """A place for one child: its own view (or job directory) and, once forked, the child."""
+
+    def __init__(self, view: str | None, job_dir: str):
+        self.view, self.job_dir = view, job_dir
+        self.mounted = False
+        self.ruleset: _isolation.LandlockRuleset | None = None
+        self.child: tuple[int, list[int]] | None = None
+
+
 class Worker:
+    """Forks restricted children ahead of time and hands them out; never holds a job's payload.
+
+    With seccomp active a job is exactly one process (no fork), so both slots keep a child ready:
+    the one that just ran is replaced (fresh directory, new fork) right after its end is reported,
+    while the trusted side reads the verdict and the other slot's child runs the next job."""
+
     def __init__(self, config: dict, protections: _isolation.Protections):
         self.protections = protections
-        self.jobs_root = tempfile.mkdtemp(prefix="codegym-jobs-")
-        os.chmod(self.jobs_root, 0o711)
-        self.drop_uid = os.geteuid() == 0 and config.get("drop_uid", True)
-        self.landlock = None
-        self.seccomp = None
-        self.protections.uid_drop = self.drop_uid
-        read_paths = _isolation.stdlib_read_paths(tuple(config.get("allowed_packages", ())))
-        read_paths += ["/dev/urandom", "/dev/zero", "/dev/null"]
+        self.limits = config["limits"]
+        root = os.geteuid() == 0
+        self.job_uid = config["job_uid"] if root and config.get("drop_uid", True) else None
+        protections.uid_drop = self.job_uid is not None
+        contents = config["view"]
+        views: list[str | None] = [None, None]
+        if config.get("namespaces", True) and protections.namespaces:
+            try:
+                views = [_isolation.build_view(contents["read"], contents["hidden"], contents["devices"])
+                         for _ in range(2)]
+                protections.view = True
+            except OSError as err:
+                protections.notes.append("no filesystem view (%s): the child sees the host's files, "
+                                         "limited by Landlock and permissions" % err)
+        self.jobs_root = "" if protections.view else tempfile.mkdtemp(prefix="codegym-jobs-")
+        if self.jobs_root:
+            os.chmod(self.jobs_root, 0o711)
+        self.slots = [_Slot(view, "/tmp" if view else os.path.join(self.jobs_root, str(k)))
+                      for k, view in enumerate(views)]
+        self.read_paths = contents["read"] + contents["devices"]  # read in place when there is no view
+        self.landlock = False
         try:
-            self.landlock = _isolation.LandlockRuleset.build(read_paths, [self.jobs_root, "/dev/null"])
-            self.protections.landlock_abi = self.landlock.abi
-            self.protections.landlock_net = self.landlock.net
-            self.protections.landlock_scoped = self.landlock.scoped
+            probe = _isolation.LandlockRuleset.build(["/dev/null"], [])
+            os.close(probe.fd)
+            self.landlock = True
+            protections.landlock_abi, protections.landlock_net = probe.abi, probe.net
+            protections.landlock_scoped = probe.scoped
         except OSError as err:
-            self.protections.notes.append("landlock unavailable: %s" % err)
+            protections.notes.append("landlock unavailable: %s" % err)
         program = bytes.fromhex(config.get("seccomp_bpf") or "")
         self.seccomp = _isolation.SeccompFilter(program) if program else None
-        self.protections.seccomp = self.seccomp is not None
+        protections.seccomp = self.seccomp is not None
         if self.seccomp is None:
-            self.protections.notes.append("seccomp unavailable (pyseccomp or libseccomp missing)")
-        self.keep_read_search = False
-        if self.drop_uid and not _isolation.tree_readable_by_others(read_paths[:1]):
-            # The stdlib lives where uid 65534 cannot read. Keeping CAP_DAC_READ_SEARCH is only
-            # safe with Landlock (reads stay on the allow-list) and seccomp (no open_by_handle_at).
-            self.keep_read_search = self.landlock is not None and self.seccomp is not None
-            self.drop_uid = self.keep_read_search
-            self.protections.uid_drop = self.drop_uid
-            self.protections.notes.append(
-                "the standard library is not readable by other users: "
-                + ("the child keeps CAP_DAC_READ_SEARCH, limited by Landlock" if self.drop_uid
-                   else "the child keeps running as root"))
+            protections.notes.append("seccomp unavailable (pyseccomp or libseccomp missing)")
+        if self.job_uid is None:
+            protections.notes.append("not root: the child keeps this user's uid, and RLIMIT_NPROC counts "
+                                     "all of this user's processes")
         for module in config.get("preload", ()):
             try:
                 __import__(module)
             except ImportError as err:
-                self.protections.notes.append("preload %s failed: %s" % (module, err))
+                protections.notes.append("preload %s failed: %s" % (module, err))
+        self.rlimits = {"cpu_s": int(self.limits["timeout_s"]) + 1, "memory_mb": self.limits["memory_mb"],
+                        "file_mb": min(16, self.limits["disk_mb"]), "open_files": 64,
+                        "tasks": self.limits["tasks"] + 1}  # + the next child, waiting in the other slot
+        self.devnull = os.open(os.devnull, os.O_RDONLY)
+        # What every child would otherwise set up for itself (each write in a fresh fork copies a page).
+        home = "/tmp" if protections.view else self.slots[0].job_dir
+        os.environ.clear()
+        os.environ.update({"HOME": home, "TMPDIR": home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        tempfile.tempdir = home
+        sys.path[:] = contents["sys_path"]
+        sys.stdout = sys.stderr = io.TextIOWrapper(io.FileIO(1, "wb", closefd=False), write_through=True)
+        self.turn = 0
 
-    def run_job(self, job: dict, inbox: int, outbox: int) -> None:
-        started = time.monotonic()
-        workdir = tempfile.mkdtemp(dir=self.jobs_root)
-        if self.drop_uid:
-            os.chown(workdir, _isolation.NOBODY_UID, _isolation.NOBODY_UID)
+    # -- per job -------------------------------------------------------------------------------
+    def setup(self, slot: _Slot) -> None:
+        """The slot's Landlock ruleset, built once. With a view it covers the view's root: reads
+        are further limited to what the view holds, and writes by its read-only mounts to the job's
+        tmpfs (a rule on the tmpfs itself would have to be rebuilt with every fresh tmpfs)."""
+        if slot.view is not None:
+            readable, writable = [], [slot.view]
+        else:
+            readable, writable = self.read_paths, [slot.job_dir, "/dev/null"]
+        if self.landlock:
+            slot.ruleset = _isolation.LandlockRuleset.build(readable, writable)
+
+    def reset(self, slot: _Slot) -> None:
+        """A fresh, empty working directory for the slot's next child: a new tmpfs (whatever the
+        last job left, files, a tree thousands deep, modes, xattrs, times, is gone in O(1))."""
+        if slot.view is not None:
+            _isolation.mount_job_dir(slot.view, self.limits["disk_mb"], self.job_uid or os.geteuid(), slot.mounted)
+            slot.mounted = True
+            return
+        if os.path.lexists(slot.job_dir):
+            subprocess.run(["rm", "-rf", "--one-file-system", slot.job_dir], check=False)  # any depth
+        os.mkdir(slot.job_dir, 0o700)
+        if self.job_uid is not None:
+            os.chown(slot.job_dir, self.job_uid, self.job_uid)
+
+    def prepare(self, slot: _Slot) -> None:
+        """Fork the slot's child now, so that a job's latency does not include fork and setup."""
         cmd_read, cmd_write = os.pipe()
         out_read, out_write = os.pipe()
         stdio_read, stdio_write = os.pipe()
@@ -238,10 +309,7 @@ class Worker:
         if pid == 0:
             code = 0
             try:
-                os.close(cmd_write)
-                os.close(out_read)
-                os.close(stdio_read)
-                _child_main(job, cmd_read, out_write, stdio_write, workdir, self)
+                _child_main(cmd_read, out_write, stdio_write, slot, self)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
                 code = 1
@@ -249,30 +317,67 @@ class Worker:
                 os._exit(code)
         for fd in (cmd_read, out_write, stdio_write):
             os.close(fd)
-        session = _ChildSession(pid, out_read, stdio_read, cmd_write, started + job["timeout_s"],
-                                job["output_limit"])
-        reply = None
-        try:
-            # Non-interactive jobs are read to the child's exit, so that any line forged on the
-            # result channel shows up as a duplicate answer on the trusted side.
-            reply = session.collect("done" if job["interactive"] else "exit")
-            while job["interactive"] and reply["alive"]:
-                _send(outbox, reply)
-                command = _receive(inbox)
-                if command["op"] == "end":
-                    break
-                session.send_line(command["line"])
-                reply = session.collect("answer")
-        finally:
-            final = session.finish()
-            shutil.rmtree(workdir, ignore_errors=True)
-        if not reply["alive"]:
-            final["lines"] = reply["lines"] + final["lines"]
-        final["wall_s"] = time.monotonic() - started
-        _send(outbox, final)
-        self.reap_orphans()
+        slot.child = (pid, [cmd_write, out_read, stdio_read])
 
-    def reap_orphans(self) -> None:
+    def run_child(self) -> None:
+        slot, other = self.slots[self.turn], self.slots[1 - self.turn]
+        self.turn = 1 - self.turn
+        pid, fds = slot.child
+        slot.child = None
+        started = time.monotonic()
+        deadline = started + self.limits["timeout_s"]
+        pidfd = os.pidfd_open(pid)
+        socket.send_fds(self.sock, [json.dumps({"pid": pid}).encode()], fds)
+        for fd in fds:
+            os.close(fd)
+        overlap = self.seccomp is not None
+        for stale in self.slots:  # replace the child used last time while this one runs
+            if overlap and stale is not slot and stale.child is None:
+                self.prepare(stale)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.register(self.sock.fileno(), select.POLLIN)
+        timed_out = killed = closing = False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready = {fd for fd, _ in poller.poll(left * 1000 + 1)}
+            if pidfd in ready:
+                break
+            if self.sock.fileno() in ready:
+                message = self.sock.recv(1 << 16)
+                if not message:
+                    closing = True
+                    break
+                if json.loads(message).get("op") == "kill":
+                    killed = True
+                    break
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        info = os.waitid(os.P_PID, pid, os.WEXITED)
+        os.close(pidfd)
+        if not overlap:
+            self.reap_all()
+        exited = info.si_code == os.CLD_EXITED
+        ended_by_us = (timed_out or killed or closing) and info.si_status == signal.SIGKILL and not exited
+        reply = {"exited": True, "exit_code": info.si_status if exited else None,
+                 "signal": None if exited or ended_by_us else info.si_status, "timed_out": timed_out,
+                 "wall_s": time.monotonic() - started}
+        if closing:
+            raise EOFError
+        self.sock.send(json.dumps(reply).encode())
+        self.reset(slot)
+        if not overlap:
+            self.prepare(other)
+        elif not select.select([self.sock], [], [], 0.002)[0]:
+            self.prepare(slot)  # idle: get ready now rather than at the next spawn
+
+    def reap_all(self) -> None:
+        """Without seccomp a job may have forked: kill and reap everything left in our namespace."""
         if self.protections.pid_namespace:
             try:
                 os.kill(-1, signal.SIGKILL)  # as PID 1: every other process in our namespace
@@ -280,159 +385,70 @@ class Worker:
                 pass
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                os.waitpid(-1, 0)
             except ChildProcessError:
                 return
-            if pid == 0:
+
+    def serve(self, sock: socket.socket) -> None:
+        self.sock = sock
+        for slot in self.slots:
+            self.reset(slot)
+            self.setup(slot)
+        for slot in self.slots if self.seccomp is not None else self.slots[:1]:
+            self.prepare(slot)
+        while True:
+            message = sock.recv(1 << 16)
+            if not message:
                 return
-
-
-class _ChildSession:
-    """Reads one child's answers and output under a deadline and byte caps."""
-
-    def __init__(self, pid, out_fd, stdio_fd, cmd_fd, deadline, output_limit):
-        self.pid, self.out_fd, self.stdio_fd, self.cmd_fd = pid, out_fd, stdio_fd, cmd_fd
-        self.deadline, self.output_limit = deadline, output_limit
-        self.buffer = b""
-        self.stdio_bytes = 0
-        self.stdio_tail = b""
-        self.timed_out = self.overflow = False
-        self.status = None
-
-    def send_line(self, line: str) -> None:
-        try:
-            os.write(self.cmd_fd, line.encode() + b"\n")
-        except OSError:
-            pass
-
-    def _pop_lines(self) -> list[str]:
-        *complete, self.buffer = self.buffer.split(b"\n")
-        return [raw.decode("utf-8", "replace") for raw in complete]
-
-    def collect(self, until: str) -> dict:
-        """Read answer lines until a {"done"} line ("done"), one line ("answer") or the child's
-        exit ("exit"); death, the deadline or an output overflow end the wait early."""
-        lines: list[str] = []
-        open_fds = [self.out_fd, self.stdio_fd]
-        while self.status is None:
-            lines += self._pop_lines()
-            if until == "answer" and lines:
-                return {"lines": lines, "alive": True}
-            if until == "done" and any(line.startswith('{"done"') for line in lines):
-                return {"lines": lines, "alive": True}
-            if len(self.buffer) > MAX_LINE:
-                self.overflow = True
-                self._kill()
-                break
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                self.timed_out = True
-                self._kill()
-                break
-            if not open_fds:
-                self._wait()
-                break
-            ready, _, _ = select.select(open_fds, [], [], left)
-            for fd in ready:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    open_fds.remove(fd)
-                elif fd == self.stdio_fd:
-                    self._note_output(chunk)
-                else:
-                    self.buffer += chunk
-        reply = self.finish()
-        reply["lines"] = lines + reply["lines"]
-        return reply
-
-    def _note_output(self, chunk: bytes) -> None:
-        self.stdio_bytes += len(chunk)
-        self.stdio_tail = (self.stdio_tail + chunk)[-2000:]
-        if self.stdio_bytes > self.output_limit:
-            self.overflow = True
-            self._kill()
-
-    def _kill(self) -> None:
-        for target in (-self.pid, self.pid):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self._wait()
-
-    def _wait(self) -> None:
-        if self.status is None:
-            _, self.status = os.waitpid(self.pid, 0)
-
-    def finish(self) -> dict:
-        """Kill the child if still running, drain what it wrote, close the pipes, report."""
-        reaped = self.status is None  # still running at the end: its exit status is our kill
-        if reaped:
-            self._kill()
-        if self.out_fd >= 0:
-            os.set_blocking(self.out_fd, False)  # a surviving grandchild may hold the pipe open
-            while len(self.buffer) <= MAX_LINE:
+            if json.loads(message).get("op") == "spawn":
                 try:
-                    chunk = os.read(self.out_fd, 1 << 16)
-                except BlockingIOError:
-                    break
-                if not chunk:
-                    break
-                self.buffer += chunk
-        lines = self._pop_lines() + ([self.buffer.decode("utf-8", "replace")] if self.buffer else [])
-        self.buffer = b""
-        for fd in (self.out_fd, self.stdio_fd, self.cmd_fd):
-            if fd >= 0:
-                os.close(fd)
-        self.out_fd = self.stdio_fd = self.cmd_fd = -1
-        status = self.status
-        return {
-            "alive": False,
-            "lines": lines,
-            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) and not reaped else None,
-            "timed_out": self.timed_out,
-            "output_overflow": self.overflow or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_OUTPUT_LIMIT),
-            "output_tail": self.stdio_tail.decode("utf-8", "replace")[-500:],
-        }
+                    self.run_child()
+                except EOFError:
+                    return
+
+    def close(self) -> None:
+        for slot in self.slots:
+            if slot.child is not None:
+                try:
+                    os.kill(slot.child[0], signal.SIGKILL)
+                    os.waitpid(slot.child[0], 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+            if slot.view is not None:
+                _isolation.remove_view(slot.view)
+        if self.jobs_root:
+            subprocess.run(["rm", "-rf", "--one-file-system", self.jobs_root], check=False)
 
 
 def main() -> None:
-    inbox = os.dup(0)
-    outbox = os.dup(1)
+    sock = socket.socket(fileno=int(sys.argv[1]))
     null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(2, 1)  # stray prints from here on go to stderr, never into the protocol
-    config = _receive(inbox)
-    sys.path.extend(config.get("site_paths", []))
+    for fd in (0, 1):
+        os.dup2(null, fd)
+    config = json.loads(sock.recv(1 << 22))
     protections = _isolation.Protections()
     # No parent-death signal here: it would fire when the *thread* that started us exits.
-    # The trusted side's death closes our stdin, which ends the loop below.
+    # The trusted side's death closes the socket, which ends the loop below.
     if config.get("namespaces", True):
         net, pid_pending = _isolation.enter_namespaces()
         protections.namespaces = net
         if pid_pending:
             child = os.fork()
             if child:  # the outer process only waits; the child is PID 1 of the new namespace
-                os.close(inbox)
-                os.close(outbox)
-                _, status = os.waitpid(child, 0)
+                sock.close()
+                os.waitpid(child, 0)
                 os._exit(0)
             _isolation.die_with_parent()
             protections.pid_namespace = os.getpid() == 1
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     worker = Worker(config, protections)
     gc.freeze()  # children then share the worker's heap instead of copying it on first touch
-    _send(outbox, {"protections": protections.__dict__})
+    views = [slot.view for slot in worker.slots if slot.view]
+    sock.send(json.dumps({"protections": protections.__dict__, "views": views}).encode())
     try:
-        while True:
-            try:
-                job = _receive(inbox)
-            except EOFError:
-                break
-            worker.run_job(job, inbox, outbox)
+        worker.serve(sock)
     finally:
-        shutil.rmtree(worker.jobs_root, ignore_errors=True)
+        worker.close()
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
 import queue
 import reprlib
 import select
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -25,9 +28,30 @@ from .compare import normalise_output, stdout_matches, values_equal
 from .testcases import TestCase, call_key, evaluate_assert, plan_assert, plan_check
 
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxdict = 8
+
+
+class _ShortRepr(reprlib.Repr):
+    """Short, never-failing text for messages: a correct answer must not fail because building
+    the got-vs-expected text failed (``repr(2**20000)`` raises ValueError)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = 80
+        self.maxlist = self.maxtuple = self.maxset = self.maxdict = 8
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 10_000:
+            return "<int of %d bits>" % x.bit_length()
+        return super().repr_int(x, level)
+
+    def repr(self, x: Any) -> str:
+        try:
+            return super().repr(x)
+        except Exception:  # noqa: BLE001
+            return "<%s>" % type(x).__name__
+
+
+_SHORT = _ShortRepr()
 
 STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit",
             "syntax_error", "killed", "forbidden")
@@ -78,51 +102,79 @@ class _NeedsInteraction(BaseException):
 
 
 class _Worker:
-    """One pre-warmed worker process, driven over length-prefixed JSON frames."""
+    """One pre-warmed worker process, driven over a ``SOCK_SEQPACKET`` socket. It never receives
+    a job's payload: it only hands out the pipe ends of fresh children and says how they ended."""
 
     def __init__(self, config: dict):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OPENBLAS_NUM_THREADS": "1",
                "OMP_NUM_THREADS": "1", "LANG": "C.UTF-8"}
-        self.proc = subprocess.Popen([sys.executable, "-I", "-S", _WORKER_SCRIPT], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                     close_fds=True, start_new_session=True)
-        site_paths = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-        config = {**config, "site_paths": site_paths}
-        self.send(config)
-        self.protections = self.receive(timeout=30)["protections"]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", _WORKER_SCRIPT, str(theirs.fileno())],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, env=env, pass_fds=(theirs.fileno(),),
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.views: list[str] = []
+        self.send({**config, "job_uid": _isolation.JOB_UID_BASE + self.proc.pid})
+        hello = self.receive(timeout=60)
+        self.protections, self.views = hello["protections"], hello.get("views", [])
 
     def send(self, message: dict) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
         try:
-            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as err:
+            self.sock.send(json.dumps(message, separators=(",", ":")).encode())
+        except OSError as err:
             raise SandboxError("sandbox worker is gone") from err
 
-    def receive(self, timeout: float) -> dict:
-        fd = self.proc.stdout.fileno()
-        ready, _, _ = select.select([fd], [], [], timeout)
+    def _wait_readable(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
             raise SandboxError("sandbox worker did not answer within %.0f s" % timeout)
-        header = self.proc.stdout.read(4)
-        if len(header) < 4:
+
+    def receive(self, timeout: float) -> dict:
+        self._wait_readable(timeout)
+        data = self.sock.recv(1 << 16)
+        if not data:
             raise SandboxError("sandbox worker exited")
-        (size,) = struct.unpack(">I", header)
-        return json.loads(self.proc.stdout.read(size))
+        return json.loads(data)
+
+    def spawn(self) -> tuple[int, list[int]]:
+        """A fresh restricted child: its pid and [command write, result read, output read] fds."""
+        self.send({"op": "spawn"})
+        self._wait_readable(30)
+        data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
+        if not data or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            raise SandboxError("sandbox worker exited")
+        return json.loads(data)["pid"], fds
 
     def close(self) -> None:
-        """End of input lets the worker remove its job directory; kill it if it lingers."""
+        """Closing the socket lets the worker unmount its view and exit; kill it if it lingers."""
+        self.sock.close()
         try:
-            self.proc.stdin.close()
             self.proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
+        except subprocess.TimeoutExpired:
+            self.kill()
+        for view in self.views:
             try:
-                stream.close()
+                os.rmdir(view)  # left on the host only when the worker was killed
             except OSError:
                 pass
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            self.proc.kill()
+        self.proc.wait()
+
+
+@lru_cache(maxsize=8)
+def _view_contents(allowed_packages: tuple[str, ...]) -> dict:
+    return _isolation.view_contents(allowed_packages)
 
 
 class _instance_or_class:
@@ -146,23 +198,30 @@ class Sandbox:
         workers: pre-warmed worker processes (default: the core count).
         allowed_packages: third-party packages the program may import (read access granted).
         preload: modules imported in the worker before forking, so children start with them.
-        output_limit: bytes of output (stdout, stderr, results) before the child is killed.
+        output_limit: bytes of stdout+stderr before the child is killed; the result channel may
+            carry twice that (a stdio answer is the captured stdout, JSON-escaped).
+        disk_mb: size of the job's working directory (a fresh tmpfs per job).
+        max_threads: processes plus threads the child may run at once.
         cache_size: identical (program, tests) requests served from memory; 0 disables.
         namespaces, drop_uid: turn individual protections off (for debugging only).
     """
 
     def __init__(self, timeout_s: float = 2.0, memory_mb: int = 512, workers: int | None = None,
                  allowed_packages: Sequence[str] = ("numpy",), preload: Sequence[str] = (),
-                 output_limit: int = 1 << 20, cache_size: int = 10_000, namespaces: bool = True,
-                 drop_uid: bool = True):
+                 output_limit: int = 1 << 20, disk_mb: int = 64, max_threads: int = 64,
+                 cache_size: int = 10_000, namespaces: bool = True, drop_uid: bool = True):
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if output_limit <= 0 or disk_mb <= 0 or max_threads <= 0:
+            raise ValueError("output_limit, disk_mb and max_threads must be positive")
         self.timeout_s = float(timeout_s)
         self.memory_mb = int(memory_mb)
         self.output_limit = int(output_limit)
         self.workers = int(workers or os.cpu_count() or 1)
         bpf = _isolation.seccomp_program()
-        self._config = {"allowed_packages": list(allowed_packages), "preload": list(preload),
+        limits = {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_limit": self.output_limit,
+                  "disk_mb": int(disk_mb), "tasks": int(max_threads)}
+        self._config = {"limits": limits, "view": _view_contents(tuple(allowed_packages)), "preload": list(preload),
                         "namespaces": namespaces, "drop_uid": drop_uid, "seccomp_bpf": bpf.hex() if bpf else ""}
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
@@ -272,11 +331,14 @@ class Sandbox:
         return digest.hexdigest()
 
     def _execute(self, program: str, tests: list[TestCase], interactive: bool = False) -> RunResult:
-        """One child for the program. Checks first run on prefetched literal calls; a check that
-        needs any other call reruns the program in a child that answers calls one by one."""
+        """One child for the program. Values the tests need are computed up front in one round
+        trip; a check whose calls leave the prefetched sequence reruns the program in a child that
+        answers every call live, and asserts calling the program inside comprehensions or lambdas
+        are answered live from the start."""
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
+        interactive = interactive or any(t.kind == "assert" and plan_assert(t.source).proxies for t in tests)
         requests, slices = [], []
         for test in tests:
             start = len(requests)
@@ -286,35 +348,32 @@ class Sandbox:
                 requests.extend({"expr": call} for call in plan_assert(test.source).calls)
             elif test.kind == "stdio":
                 requests.append({"stdin": test.stdin})
-            else:
+            elif not interactive:
                 requests.extend({"call": test.fn, "args": _codec.encode(list(args))}
                                 for args in plan_check(test.source, test.fn))
             slices.append((start, len(requests)))
-        interactive = interactive and "check" in kinds
-        job = {"op": "job", "program": program, "requests": requests, "interactive": interactive,
-               "kind": "stdio" if kinds == {"stdio"} else "function", "timeout_s": self.timeout_s,
-               "memory_mb": self.memory_mb, "output_limit": self.output_limit}
+        job = {"program": program, "requests": requests, "interactive": interactive,
+               "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit}
         started = time.monotonic()
         worker = self._acquire()
         healthy = rerun = False
-        session = _JobSession(worker, self.timeout_s)
+        session = _JobSession(worker, self.timeout_s, self.output_limit)
         try:
             session.start(job)
-            answers = session.answers
             outcomes = []
             for test, (start, stop) in zip(tests, slices):
                 if test.kind == "check":
-                    prefetched = {call_key(args): index for index, args in
-                                  enumerate(plan_check(test.source, test.fn), start)}
-                    outcomes.append(session.run_check(test, prefetched, interactive))
+                    outcomes.append(session.run_check(test, start, interactive))
                 else:
-                    outcomes.append(_judge(test, answers[start:stop] if session.loaded else None, session))
+                    outcomes.append(_judge(test, start, stop, session))
             session.end()
-            healthy = True
+            healthy = not session.worker_broken
         except _NeedsInteraction:
             session.end()
-            healthy = rerun = True
+            healthy = not session.worker_broken
+            rerun = True
         finally:
+            session.close()
             self._release(worker, healthy)
             with self._lock:
                 self.executions += 1
@@ -323,27 +382,34 @@ class Sandbox:
         return _summarise(session, outcomes, time.monotonic() - started)
 
 
-class _JobSession:
-    """One program's conversation with its worker; collects answers and the final report."""
+_EXIT_OUTPUT_LIMIT = 120  # the child's exit code when its captured stdout overflows (_worker.py)
+_GRACE_S = 1.0  # after the deadline, the worker has this long to report the child's end
 
-    def __init__(self, worker: _Worker, timeout_s: float):
+
+class _JobSession:
+    """One program's run: the trusted side feeds the child its job and reads its answers directly
+    (the worker only spawns and reaps), under byte caps and a deadline."""
+
+    def __init__(self, worker: _Worker, timeout_s: float, output_limit: int):
         self.worker = worker
-        self.patience = timeout_s + 10.0
+        self.timeout_s = timeout_s
+        self.output_limit = output_limit
+        self.result_limit = 2 * output_limit + 4096
         self.compiled = False
         self.loaded = False
+        self.done = False
         self.load_error = ""
         self.answers: list[dict | None] = []
         self.final: dict | None = None
-        self.memory = self.forbidden = self.protocol_error = False
-        self.calls = 0
+        self.memory = self.forbidden = self.protocol_error = self.overflow = False
+        self.worker_broken = False
+        self.fds: dict[str, int] = {}
+        self.buffer = b""
+        self.result_bytes = self.stdio_bytes = 0
+        self.stdio_tail = b""
+        self.kill_sent = False
 
-    def _absorb(self, reply: dict) -> None:
-        for line in reply.get("lines", []):
-            self._absorb_line(line)
-        if not reply.get("alive", False):
-            self.final = reply
-
-    def _absorb_line(self, line: str) -> None:
+    def _absorb_line(self, line: bytes) -> None:
         try:
             message = _codec.parse_line(line)
         except _codec.DecodeError:
@@ -361,7 +427,7 @@ class _JobSession:
             self.memory = self.memory or message.get("memory") is True
             self.forbidden = self.forbidden or message.get("forbidden") is True
         elif "done" in message:
-            pass
+            self.done = True
         elif message.get("i") == len(self.answers):
             self.answers.append(message)
             self.memory = self.memory or message.get("memory") is True
@@ -369,57 +435,181 @@ class _JobSession:
         else:
             self.protocol_error = True
 
+    # -- transport -----------------------------------------------------------------------------
     def start(self, job: dict) -> None:
-        self.worker.send(job)
-        self._absorb(self.worker.receive(self.patience))
+        pid, (command, result, output) = self.worker.spawn()
+        self.fds = {"command": command, "result": result, "output": output}
+        self.deadline = time.monotonic() + self.timeout_s + _GRACE_S
+        data = json.dumps(job, separators=(",", ":")).encode()
+        self._write(struct.pack(">I", len(data)) + data)
+        if job["interactive"]:
+            self._pump(lambda: self.done)
+        else:
+            self._pump(lambda: False)  # read to the child's exit: forged extra lines show up
+
+    def _write(self, data: bytes) -> None:
+        fd = self.fds.get("command", -1)
+        if fd < 0:
+            return
+        os.set_blocking(fd, False)
+        view = memoryview(data)
+        while view and self.final is None:
+            try:
+                view = view[os.write(fd, view):]
+            except BlockingIOError:
+                self._pump(lambda: True, writable=fd)
+            except OSError:  # the child is gone; its end is reported by the worker
+                return
+
+    def _pump(self, enough, writable: int = -1) -> None:
+        """Read answers and output until ``enough()``, the child's end, or (when ``writable`` is
+        given) until that fd can take more input."""
+        poller = select.poll()
+        for name in ("result", "output"):
+            if self.fds.get(name, -1) >= 0:
+                poller.register(self.fds[name], select.POLLIN)
+        poller.register(self.worker.sock.fileno(), select.POLLIN)
+        if writable >= 0:
+            poller.register(writable, select.POLLOUT)
+        while self.final is None:
+            if writable < 0 and enough():
+                return
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self._abandon()
+                return
+            for fd, _ in poller.poll(left * 1000 + 1):
+                if fd == writable:
+                    return
+                if fd == self.worker.sock.fileno():
+                    self._ended(self.worker.receive(0))
+                    return
+                if not self._read(fd):
+                    poller.unregister(fd)
+
+    def _read(self, fd: int) -> bool:
+        """Take one chunk from a pipe; False at end of file."""
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return False
+        if fd == self.fds.get("result"):
+            self.result_bytes += len(chunk)
+            if self.result_bytes > self.result_limit:
+                self.overflow = True
+                self.buffer = b""
+                self.kill()
+                return True
+            *lines, self.buffer = (self.buffer + chunk).split(b"\n")
+            for line in lines:
+                self._absorb_line(line)
+        else:
+            self.stdio_bytes += len(chunk)
+            self.stdio_tail = (self.stdio_tail + chunk)[-2000:]
+            if self.stdio_bytes > self.output_limit:
+                self.overflow = True
+                self.kill()
+        return True
+
+    def _ended(self, report: dict) -> None:
+        """The worker has reaped the child: take what is left in the pipes (the child and all
+        its threads are gone, so they end promptly), then close them."""
+        self.final = report
+        for name in ("result", "output"):
+            fd = self.fds.get(name, -1)
+            if fd < 0:
+                continue
+            os.set_blocking(fd, False)
+            try:
+                while self.result_bytes <= self.result_limit and self.stdio_bytes <= self.output_limit:
+                    if not self._read(fd):
+                        break
+            except BlockingIOError:
+                pass
+        if self.buffer and not self.overflow:
+            self._absorb_line(self.buffer)
+        self.buffer = b""
+        self.close()
+
+    def _abandon(self) -> None:
+        """The worker missed its deadline: it is broken, not the program. Kill it; the verdict is
+        a timeout and the pool starts a new worker."""
+        self.worker_broken = True
+        self.worker.kill()
+        self.final = {"timed_out": True, "exit_code": None, "signal": None}
+        self.close()
+
+    def kill(self) -> None:
+        if not self.kill_sent and self.final is None:
+            self.kill_sent = True
+            try:
+                self.worker.send({"op": "kill"})
+            except SandboxError:
+                self._abandon()
 
     def end(self) -> None:
         if self.final is None:
-            self.worker.send({"op": "end"})
-            self._absorb(self.worker.receive(self.patience))
+            self.kill()
+            self._pump(lambda: False)
 
-    def call(self, fn: str, args: tuple) -> Any:
+    def close(self) -> None:
+        for fd in self.fds.values():
+            if fd >= 0:
+                os.close(fd)
+        self.fds = {}
+
+    def call(self, fn: str, args: tuple, kwargs: dict) -> Any:
+        """One live call of the program's ``fn``, answered by the child."""
         if self.final is not None or not self.loaded:
             raise _Dead()
         expected_index = len(self.answers)
-        line = json.dumps({"call": fn, "args": _codec.encode(list(args))}, separators=(",", ":"))
-        self.worker.send({"op": "call", "line": line})
-        self._absorb(self.worker.receive(self.patience))
+        request = {"call": fn, "args": _codec.encode(list(args))}
+        if kwargs:
+            request["kwargs"] = _codec.encode(kwargs)
+        self._write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
+        self._pump(lambda: len(self.answers) > expected_index)
         if len(self.answers) <= expected_index:
             raise _Dead()
-        return _answer_value(self.answers[expected_index])
+        return _call_result(self.answers[expected_index], args)
 
-    def run_check(self, test: TestCase, prefetched: dict[str, int], interactive: bool) -> TestOutcome:
+    def proxy(self, fn: str):
+        """A stand-in for the program's ``fn`` on the trusted side: each call is a live call."""
+        return lambda *args, **kwargs: self.call(fn, args, kwargs)
+
+    def run_check(self, test: TestCase, start: int, interactive: bool) -> TestOutcome:
+        """Run a trusted ``check(candidate)`` whose candidate calls are answered by the child:
+        from the prefetched answers while the calls follow the prefetched sequence exactly, live
+        otherwise (after a rerun, so that the program sees exactly the check's calls)."""
         namespace: dict[str, Any] = {"__name__": "__check__"}
         exec(_compiled_check(test.setup, test.source), namespace)
+        expected = [] if interactive else [call_key(args) for args in plan_check(test.source, test.fn)]
+        cursor = 0
 
-        def candidate(*args):
-            index = prefetched.get(call_key(args))
-            if index is not None:
+        def candidate(*args, **kwargs):
+            nonlocal cursor
+            if cursor < len(expected) and not kwargs and call_key(args) == expected[cursor]:
+                index = start + cursor
+                cursor += 1
                 if index >= len(self.answers):
                     raise _Dead()
-                return _answer_value(self.answers[index])
+                return _call_result(self.answers[index], args)
             if not interactive:
                 raise _NeedsInteraction()
-            return self.call(test.fn, args)
+            return self.call(test.fn, args, kwargs)
 
         namespace[test.fn] = candidate  # the check may call the entry point by name too
-
         try:
             namespace["check"](candidate)
         except _Dead:
             return TestOutcome(False, self.process_status() or "runtime_error", self.load_error or "program ended")
         except _CandidateError as err:
             return TestOutcome(False, err.status, err.message)
-        except AssertionError as err:
-            return TestOutcome(False, "wrong_answer", ("check failed %s" % err)[:300])
-        except Exception as err:  # noqa: BLE001 - the check itself failed on the decoded values
-            return TestOutcome(False, "wrong_answer", ("check raised %s: %s" % (type(err).__name__, err))[:300])
+        except Exception as err:  # noqa: BLE001 - an assertion, or the program's own exception
+            return _failed(err, "check failed")
         return TestOutcome(True, "passed")
 
     def process_status(self) -> str | None:
         final = self.final or {}
-        if final.get("output_overflow"):
+        if self.overflow or final.get("exit_code") == _EXIT_OUTPUT_LIMIT:
             return "output_limit"
         if final.get("timed_out") or final.get("signal") == 24:  # SIGXCPU
             return "timeout"
@@ -432,27 +622,90 @@ class _JobSession:
         return None
 
 
-class _CandidateError(Exception):
+class _CandidateError(BaseException):
+    """The program's answer cannot be used as a value (unencodable or undecodable). A
+    BaseException, so a check's ``except Exception`` cannot mistake it for a raised exception."""
+
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status, self.message = status, message
 
 
+class ProgramError(Exception):
+    """Stands for an exception the program raised whose class is not a builtin."""
+
+
+def _program_exception(answer: dict) -> Exception:
+    """The exception the program raised, rebuilt on the trusted side as the same builtin class
+    where there is one (so a check's ``except ValueError`` behaves as with a real call)."""
+    message = str(answer.get("error", ""))[:300]
+    status = "memory_limit" if answer.get("memory") is True else (
+        "forbidden" if answer.get("forbidden") is True else "runtime_error")
+    cls = getattr(builtins, str(answer.get("type") or ""), None)
+    text = message.split(": ", 1)[-1] if ": " in message else ""
+    try:
+        error = cls(text) if isinstance(cls, type) and issubclass(cls, Exception) else ProgramError(message)
+    except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
+        error = ProgramError(message)
+    error.codegym_status, error.codegym_message = status, message
+    return error
+
+
 def _answer_value(answer: dict) -> Any:
     if answer.get("ok") is not True:
-        if answer.get("memory") is True:
-            status = "memory_limit"
-        elif answer.get("forbidden") is True:
-            status = "forbidden"
-        elif answer.get("unencodable") is True:
-            status = "wrong_answer"  # it returned something no builtin value can equal
-        else:
-            status = "runtime_error"
-        raise _CandidateError(status, str(answer.get("error", ""))[:300])
+        if answer.get("unencodable") is True:
+            raise _CandidateError("wrong_answer", str(answer.get("error", ""))[:300])
+        raise _program_exception(answer)
     try:
         return _codec.from_wire(answer.get("value"))
     except _codec.DecodeError as err:
         raise _CandidateError("runtime_error", "undecodable result: %s" % err) from err
+
+
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def _call_result(answer: dict, args: tuple) -> Any:
+    """A call's value as the caller would see it: arguments changed in place by the program are
+    changed here too, and a returned argument is that very object."""
+    if answer.get("ok") is True and "args_after" in answer:
+        try:
+            after = _codec.from_wire(answer["args_after"])
+        except _codec.DecodeError as err:
+            raise _CandidateError("runtime_error", "undecodable arguments: %s" % err) from err
+        for mine, theirs in zip(args, after):
+            if isinstance(mine, _MUTABLE) and type(theirs) is type(mine) and not isinstance(mine, dict | set):
+                mine[:] = theirs
+            elif isinstance(mine, dict | set) and type(theirs) is type(mine):
+                mine.clear()
+                mine.update(theirs)
+    value = _answer_value(answer)
+    index = answer.get("returns_arg")
+    if type(index) is int and 0 <= index < len(args):
+        return args[index]
+    return value
+
+
+def _failed(err: BaseException, what: str) -> TestOutcome:
+    status = getattr(err, "codegym_status", None)
+    if status is not None:  # the program's own exception, surfacing through the test
+        return TestOutcome(False, status, getattr(err, "codegym_message", "")[:300])
+    try:
+        text = "%s %s: %s" % (what, type(err).__name__, err)
+    except Exception:  # noqa: BLE001
+        text = "%s %s" % (what, type(err).__name__)
+    return TestOutcome(False, "wrong_answer", text[:300])
+
+
+class _Results:
+    """``__r`` of an assert predicate: answer i is decoded when the predicate reaches it, so that
+    short-circuiting (``f(1) == 1 or g(2) == 2``) behaves as in plain Python."""
+
+    def __init__(self, answers: list[dict]):
+        self.answers = answers
+
+    def __getitem__(self, index: int) -> Any:
+        return _answer_value(self.answers[index])
 
 
 @lru_cache(maxsize=1024)
@@ -460,34 +713,40 @@ def _compiled_check(setup: str, source: str):
     return compile(setup + "\n\n" + source, "<check>", "exec")
 
 
-def _judge(test: TestCase, answers: list[dict] | None, session: _JobSession) -> TestOutcome:
-    """Decide one non-interactive test from the child's answers (None: program never loaded)."""
-    if answers is None:
+def _judge(test: TestCase, start: int, stop: int, session: _JobSession) -> TestOutcome:
+    """Decide a call, assert or stdio test from the child's answers [start, stop)."""
+    if not session.loaded:
         return TestOutcome(False, session.process_status() or "runtime_error", session.load_error)
-    needed = 1 if test.kind != "assert" else len(plan_assert(test.source).calls)
-    if len(answers) < needed:
+    if len(session.answers) < stop:
         return TestOutcome(False, session.process_status() or "runtime_error", "program ended before answering")
+    answers = session.answers[start:stop]
+    output = None
     try:
-        values = [_answer_value(answer) for answer in answers]
-    except _CandidateError as err:
-        return TestOutcome(False, err.status, err.message)
-    try:
-        output = None
+        if test.kind == "assert":
+            plan = plan_assert(test.source)
+            proxies = {name: session.proxy(name) for name in plan.proxies}
+            if evaluate_assert(plan, _Results(answers), proxies):
+                return TestOutcome(True, "passed")
+            return TestOutcome(False, "wrong_answer", "%s failed" % test.describe(120))
+        value = _answer_value(answers[0])
         if test.kind == "call":
-            ok = values_equal(values[0], test.expected, test.float_tol)
-            detail = "got %s, expected %s" % (_SHORT.repr(values[0]), _SHORT.repr(test.expected))
-            output = _codec.dumps(values[0])
-        elif test.kind == "stdio":
-            got = values[0] if isinstance(values[0], str) else ""
-            ok = stdout_matches(got, test.expected_stdout)
-            detail = "got %s, expected %s" % (_SHORT.repr(got), _SHORT.repr(test.expected_stdout))
-            output = json.dumps(normalise_output(got))
-        else:
-            ok = evaluate_assert(plan_assert(test.source), values)
-            detail = "%s failed; calls returned %s" % (test.describe(120), _SHORT.repr(values))
-    except Exception as err:  # noqa: BLE001 - e.g. comparing unorderable decoded values
-        return TestOutcome(False, "wrong_answer", ("%s: %s" % (type(err).__name__, err))[:300])
-    return TestOutcome(True, "passed", output=output) if ok else TestOutcome(False, "wrong_answer", detail, output)
+            output = _codec.dumps(value)
+            if values_equal(value, test.expected, test.float_tol):
+                return TestOutcome(True, "passed", output=output)
+            return TestOutcome(False, "wrong_answer", "got %s, expected %s" % (_SHORT.repr(value), _SHORT.repr(test.expected)),
+                               output)
+        got = value if isinstance(value, str) else ""
+        output = json.dumps(normalise_output(got))
+        if stdout_matches(got, test.expected_stdout):
+            return TestOutcome(True, "passed", output=output)
+        return TestOutcome(False, "wrong_answer", "got %s, expected %s" % (_SHORT.repr(got), _SHORT.repr(test.expected_stdout)),
+                           output)
+    except _Dead:
+        return TestOutcome(False, session.process_status() or "runtime_error", "program ended")
+    except _CandidateError as err:
+        return TestOutcome(False, err.status, err.message, output)
+    except Exception as err:  # noqa: BLE001 - the program's exception, or e.g. unorderable values
+        return _failed(err, "")
 
 
 def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float) -> RunResult:

@@ -48,27 +48,71 @@ class LiteralTestError(ValueError):
 
 @dataclass(frozen=True)
 class AssertPlan:
-    """An assert statement split into program calls (for the child) and a trusted predicate."""
+    """An assert statement split into what the child computes and a trusted predicate.
+
+    ``calls`` are expressions the child evaluates up front (program calls whose arguments use no
+    name bound inside the assert, and program globals used as values); the predicate reads them
+    as ``__r[i]``. ``proxies`` are program functions called with names bound inside the assert
+    (``all(is_prime(p) for p in [2, 3])``): the predicate calls them once per iteration, and each
+    call is answered by the child, as a real call would be."""
 
     calls: tuple[str, ...]
-    predicate: Any  # a code object evaluating the assertion over ``__r``
+    predicate: Any  # a code object evaluating the assertion over ``__r`` and the proxies
+    proxies: tuple[str, ...] = ()
 
 
-class _RecordCalls(ast.NodeTransformer):
-    def __init__(self) -> None:
+_TRUSTED_NAMES = _TRUSTED_CALLABLES | {"math", "sys", "True", "False", "None", "__r"}
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names an expression binds itself: comprehension targets, lambda parameters, walrus targets."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.comprehension):
+            bound |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Lambda):
+            args = node.args
+            bound |= {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+            bound |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        elif isinstance(node, ast.NamedExpr):
+            bound.add(node.target.id)
+    return bound
+
+
+class _SplitAssert(ast.NodeTransformer):
+    def __init__(self, bound: set[str]) -> None:
+        self.bound = bound
         self.calls: list[str] = []
+        self.proxies: set[str] = set()
+
+    def _record(self, node: ast.expr) -> ast.AST:
+        self.calls.append(ast.unparse(node))
+        index = ast.Constant(len(self.calls) - 1)
+        return ast.copy_location(ast.Subscript(ast.Name("__r", ast.Load()), index, ast.Load()), node)
+
+    def _closed(self, node: ast.AST) -> bool:
+        return not any(isinstance(n, ast.Name) and n.id in self.bound for n in ast.walk(node))
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         if isinstance(node.func, ast.Name) and node.func.id not in _TRUSTED_CALLABLES:
-            self.calls.append(ast.unparse(node))
-            index = ast.Constant(len(self.calls) - 1)
-            return ast.copy_location(ast.Subscript(ast.Name("__r", ast.Load()), index, ast.Load()), node)
+            if self._closed(node):
+                return self._record(node)
+            if node.func.id not in self.bound:
+                self.proxies.add(node.func.id)
+                node.args = [self.visit(arg) for arg in node.args]
+                node.keywords = [self.visit(keyword) for keyword in node.keywords]
+                return node
         return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id not in _TRUSTED_NAMES and node.id not in self.bound:
+            return self._record(node)  # a program global used as a value
+        return node
 
 
 @lru_cache(maxsize=4096)
 def plan_assert(source: str) -> AssertPlan:
-    """Split ``assert EXPR`` (or a bare expression) into recorded calls and a predicate."""
+    """Split ``assert EXPR`` (or a bare expression) into child computations and a predicate."""
     try:
         tree = _parse(source.strip())
     except SyntaxError as err:
@@ -77,32 +121,33 @@ def plan_assert(source: str) -> AssertPlan:
         raise ValueError("expected a single assert statement, got: %.80s" % source)
     statement = tree.body[0]
     expression = statement.test if isinstance(statement, ast.Assert) else statement.value
-    recorder = _RecordCalls()
-    rewritten = ast.fix_missing_locations(ast.Expression(recorder.visit(expression)))
-    if not recorder.calls:
+    splitter = _SplitAssert(_bound_names(expression))
+    rewritten = ast.fix_missing_locations(ast.Expression(splitter.visit(expression)))
+    if not splitter.calls and not splitter.proxies:
         raise ValueError("assert calls no program function: %.80s" % source)
-    return AssertPlan(tuple(recorder.calls), compile(rewritten, "<assert>", "eval"))
+    return AssertPlan(tuple(splitter.calls), compile(rewritten, "<assert>", "eval"), tuple(sorted(splitter.proxies)))
 
 
 @lru_cache(maxsize=4096)
 def plan_check(source: str, entry_point: str) -> tuple[tuple, ...]:
-    """Candidate calls in a check whose arguments are all literals, in source order.
+    """Candidate calls in a check whose arguments are all literals, in source order (repeats kept).
 
-    They are evaluated ahead in the child, so a typical check needs no round trip per call;
-    a call outside this list (computed arguments, loops) makes the judge fall back to
-    answering calls one at a time."""
+    They are evaluated ahead in the child, so a typical check needs no round trip per call. The
+    judge uses them only while the check's real calls match this sequence exactly; any other call
+    (computed arguments, loops, another order) makes it rerun the program and answer every call
+    live, so a stateful program sees exactly the calls it would see in plain Python."""
     nodes = [node for node in ast.walk(_parse(source))
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
              and node.func.id in ("candidate", entry_point) and not node.keywords]
-    calls: dict[str, tuple] = {}
+    calls: list[tuple] = []
     for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset)):
         try:
             args = tuple(ast.literal_eval(arg) for arg in node.args)
-            key = call_key(args)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-        calls.setdefault(key, args)
-    return tuple(calls.values())
+            call_key(args)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, _codec.UnencodableError):
+            break  # later calls would run after one we cannot prefetch: keep the sequence exact
+        calls.append(args)
+    return tuple(calls)
 
 
 def call_key(args: tuple) -> str:
@@ -110,8 +155,8 @@ def call_key(args: tuple) -> str:
     return _codec.dumps(list(args))
 
 
-def evaluate_assert(plan: AssertPlan, results: list[Any]) -> bool:
-    namespace = {"__builtins__": TRUSTED_BUILTINS, "__r": results, **TRUSTED_MODULES}
+def evaluate_assert(plan: AssertPlan, results: list[Any], proxies: dict[str, Any] | None = None) -> bool:
+    namespace = {"__builtins__": TRUSTED_BUILTINS, "__r": results, **TRUSTED_MODULES, **(proxies or {})}
     return bool(eval(plan.predicate, namespace))
 
 
