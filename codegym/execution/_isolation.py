@@ -328,9 +328,7 @@ def build_view(read_paths: list[str], hidden: list[str], devices: list[str]) -> 
     read-only bind mounts of ``read_paths``, empty read-only directories over ``hidden`` (the
     site-packages inside the stdlib), ``devices`` and an empty ``/tmp`` for the job's tmpfs.
     Returns the root; raises OSError where mounting is not allowed."""
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix="codegym-view-")
+    root = make_private_dir("codegym-view-")
     _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=0755")
     old_umask = os.umask(0o022)
     try:
@@ -359,6 +357,25 @@ def mount_job_dir(root: str, size_mb: int, uid: int, replace: bool) -> None:
         _check(_libc.umount2(target.encode(), _MNT_DETACH), "umount(%s)" % target)
     _mount("tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV,
            "size=%dk,nr_inodes=%d,mode=0700,uid=%d,gid=%d" % (max(size_mb, 1) << 10, JOB_DIR_INODES, uid, uid))
+
+
+def make_private_dir(prefix: str) -> str:
+    """A new 0700 directory under /tmp (tempfile's mkdtemp, without importing tempfile into the
+    worker whose memory every fork copies)."""
+    while True:
+        path = os.path.join("/tmp", prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def remove_tree(top: str) -> None:
+    """Remove a tree of any depth (the fallback without a view; Python's rmtree recurses)."""
+    import subprocess
+
+    subprocess.run(["rm", "-rf", "--one-file-system", top], check=False)
 
 
 def remove_view(root: str) -> None:

@@ -118,6 +118,7 @@ class _Worker:
             theirs.close()
         self.sock = ours
         self.views: list[str] = []
+        self.report_pending = False
         self.send({**config, "job_uid": _isolation.JOB_UID_BASE + self.proc.pid})
         hello = self.receive(timeout=60)
         self.protections, self.views = hello["protections"], hello.get("views", [])
@@ -142,6 +143,9 @@ class _Worker:
 
     def spawn(self) -> tuple[int, list[int]]:
         """A fresh restricted child: its pid and [command write, result read, output read] fds."""
+        if self.report_pending:  # the last job's end, which its caller did not need to wait for
+            self.report_pending = False
+            self.receive(timeout=30)
         self.send({"op": "spawn"})
         self._wait_readable(30)
         data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
@@ -403,7 +407,9 @@ class _JobSession:
         self.final: dict | None = None
         self.memory = self.forbidden = self.protocol_error = self.overflow = False
         self.worker_broken = False
+        self.pid = 0
         self.fds: dict[str, int] = {}
+        self.open_pipes: set[int] = set()
         self.buffer = b""
         self.result_bytes = self.stdio_bytes = 0
         self.stdio_tail = b""
@@ -437,15 +443,24 @@ class _JobSession:
 
     # -- transport -----------------------------------------------------------------------------
     def start(self, job: dict) -> None:
-        pid, (command, result, output) = self.worker.spawn()
+        self.pid, (command, result, output) = self.worker.spawn()
         self.fds = {"command": command, "result": result, "output": output}
+        self.open_pipes = {result, output}
         self.deadline = time.monotonic() + self.timeout_s + _GRACE_S
         data = json.dumps(job, separators=(",", ":")).encode()
         self._write(struct.pack(">I", len(data)) + data)
         if job["interactive"]:
             self._pump(lambda: self.done)
-        else:
-            self._pump(lambda: False)  # read to the child's exit: forged extra lines show up
+            return
+        # Read to the end of both pipes (the child closes them after its last answer, or exits):
+        # forged extra lines show up as duplicates. Its exit need not be awaited then; the worker's
+        # report is collected before the worker's next job.
+        self._pump(lambda: self.done and not self.open_pipes)
+        if self.final is None and self.done and not self.open_pipes:
+            self.kill()
+            self.worker.report_pending = True
+            self.final = {"exit_code": 0, "signal": None, "timed_out": False}
+            self.close()
 
     def _write(self, data: bytes) -> None:
         fd = self.fds.get("command", -1)
@@ -491,6 +506,7 @@ class _JobSession:
         """Take one chunk from a pipe; False at end of file."""
         chunk = os.read(fd, 1 << 16)
         if not chunk:
+            self.open_pipes.discard(fd)
             return False
         if fd == self.fds.get("result"):
             self.result_bytes += len(chunk)
@@ -542,7 +558,7 @@ class _JobSession:
         if not self.kill_sent and self.final is None:
             self.kill_sent = True
             try:
-                self.worker.send({"op": "kill"})
+                self.worker.send({"op": "kill", "pid": self.pid})
             except SandboxError:
                 self._abandon()
 
