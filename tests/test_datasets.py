@@ -116,3 +116,19 @@ def test_record_round_trip(tmp_path):
     again = load_custom(path)
     assert [p.id for p in again] == [p.id for p in starter]
     assert [p.hidden_tests for p in again] == [p.hidden_tests for p in starter]
+
+
+@pytest.mark.parametrize("name", ["sum", "max", "len", "sorted", "min", "abs"])
+def test_mbpp_functions_that_shadow_builtins_load_and_are_judged_as_the_programs(sandbox, tmp_path, name):
+    """MBPP task 126 (test split) names its function ``sum``: the loader and the judge must both
+    mean the program's function, not the builtin."""
+    record = {"task_id": 9000, "text": "Sum of common divisors.", "test_list": ["assert %s(10, 15) == 6" % name],
+              "code": "def %s(a, b):\n    total = 0\n    for d in range(1, a + 1):\n"
+                      "        if a %% d == 0 and b %% d == 0:\n            total += d\n    return total\n" % name}
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    problem = next(iter(load_mbpp(path)))
+    assert problem.entry_point == name
+    assert _all_pass(sandbox, [problem], lambda p: p.hidden_tests) == []
+    wrong = "def %s(a, b):\n    return 0\n" % name
+    assert not sandbox.run(problem.program_for_tests(wrong), problem.hidden_tests).passed

@@ -219,14 +219,21 @@ def _signature(code: str, entry_point: str) -> str:
 
 
 # -- MBPP -----------------------------------------------------------------------------------------------
-def _called_name(assertion: str) -> str:
+def _called_name(assertion: str, code: str) -> str:
+    """The function an MBPP assert tests: the first called name that the reference defines (it
+    may shadow a builtin, like task 126's ``sum``), else the first called non-builtin name."""
     try:
-        tree = ast.parse(assertion.strip())
+        called = [node.func.id for node in ast.walk(ast.parse(assertion.strip()))
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     except SyntaxError:
         return ""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in dir(builtins):
-            return node.func.id
+    try:
+        defined = {node.name for node in ast.parse(code).body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    except (SyntaxError, ValueError, RecursionError):
+        defined = set()
+    for names in ([n for n in called if n in defined], [n for n in called if n not in dir(builtins)]):
+        if names:
+            return names[0]
     return ""
 
 
@@ -241,7 +248,7 @@ def mbpp_problem(record: Any, path: str = "<mbpp>", line: int = 0) -> Problem:
     challenge = record.get("challenge_test_list") or []
     if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests + challenge):
         raise DatasetError(path, line, "test_list", "expected a non-empty list of assert strings")
-    entry = _called_name(tests[0])
+    entry = _called_name(tests[0], str(record["code"]))
     if not entry:
         raise DatasetError(path, line, "test_list", "cannot find the function called by the first assert")
     try:

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _codec, _isolation
 from .compare import normalise_output, stdout_matches, values_equal
-from .testcases import TestCase, call_key, evaluate_assert, plan_assert, plan_check
+from .testcases import AssertPlan, TestCase, call_key, evaluate_assert, plan_assert, plan_check, shadowed_names
 
 _WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_worker.py")
 
@@ -342,14 +342,16 @@ class Sandbox:
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
-        interactive = interactive or any(t.kind == "assert" and plan_assert(t.source).proxies for t in tests)
+        shadowed = shadowed_names(program, tests)
+        plans = {t.source: plan_assert(t.source, shadowed) for t in tests if t.kind == "assert"}
+        interactive = interactive or any(plan.proxies for plan in plans.values())
         requests, slices = [], []
         for test in tests:
             start = len(requests)
             if test.kind == "call":
                 requests.append({"call": test.fn, "args": _codec.encode(list(test.args))})
             elif test.kind == "assert":
-                requests.extend({"expr": call} for call in plan_assert(test.source).calls)
+                requests.extend({"expr": call} for call in plans[test.source].calls)
             elif test.kind == "stdio":
                 requests.append({"stdin": test.stdin})
             elif not interactive:
@@ -369,7 +371,7 @@ class Sandbox:
                 if test.kind == "check":
                     outcomes.append(session.run_check(test, start, interactive))
                 else:
-                    outcomes.append(_judge(test, start, stop, session))
+                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source)))
             session.end()
             healthy = not session.worker_broken
         except _NeedsInteraction:
@@ -729,7 +731,7 @@ def _compiled_check(setup: str, source: str):
     return compile(setup + "\n\n" + source, "<check>", "exec")
 
 
-def _judge(test: TestCase, start: int, stop: int, session: _JobSession) -> TestOutcome:
+def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None) -> TestOutcome:
     """Decide a call, assert or stdio test from the child's answers [start, stop)."""
     if not session.loaded:
         return TestOutcome(False, session.process_status() or "runtime_error", session.load_error)
@@ -739,7 +741,6 @@ def _judge(test: TestCase, start: int, stop: int, session: _JobSession) -> TestO
     output = None
     try:
         if test.kind == "assert":
-            plan = plan_assert(test.source)
             proxies = {name: session.proxy(name) for name in plan.proxies}
             if evaluate_assert(plan, _Results(answers), proxies):
                 return TestOutcome(True, "passed")

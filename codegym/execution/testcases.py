@@ -80,8 +80,10 @@ def _bound_names(tree: ast.AST) -> set[str]:
 
 
 class _SplitAssert(ast.NodeTransformer):
-    def __init__(self, bound: set[str]) -> None:
+    def __init__(self, bound: set[str], shadowed: frozenset[str]) -> None:
         self.bound = bound
+        self.trusted_calls = _TRUSTED_CALLABLES - shadowed
+        self.trusted_names = _TRUSTED_NAMES - shadowed
         self.calls: list[str] = []
         self.proxies: set[str] = set()
 
@@ -94,7 +96,7 @@ class _SplitAssert(ast.NodeTransformer):
         return not any(isinstance(n, ast.Name) and n.id in self.bound for n in ast.walk(node))
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
-        if isinstance(node.func, ast.Name) and node.func.id not in _TRUSTED_CALLABLES:
+        if isinstance(node.func, ast.Name) and node.func.id not in self.trusted_calls:
             if self._closed(node):
                 return self._record(node)
             if node.func.id not in self.bound:
@@ -105,14 +107,38 @@ class _SplitAssert(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
-        if isinstance(node.ctx, ast.Load) and node.id not in _TRUSTED_NAMES and node.id not in self.bound:
+        if isinstance(node.ctx, ast.Load) and node.id not in self.trusted_names and node.id not in self.bound:
             return self._record(node)  # a program global used as a value
         return node
 
 
+def shadowed_names(program: str, tests: list) -> frozenset[str]:
+    """Trusted builtin names (``sum``, ``max``, ...) that the program defines at top level and an
+    assert calls: in the assert they mean the program's function, as in plain Python. A cheap
+    text check first; the program is parsed only when a name may be shadowed."""
+    used = {name for t in tests if t.kind == "assert" for name in _TRUSTED_CALLABLES if name in t.source}
+    candidates = {name for name in used if name in program}
+    if not candidates:
+        return frozenset()
+    try:
+        body = _parse(program).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()
+    defined: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
+            defined |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return frozenset(candidates & defined)
+
+
 @lru_cache(maxsize=4096)
-def plan_assert(source: str) -> AssertPlan:
-    """Split ``assert EXPR`` (or a bare expression) into child computations and a predicate."""
+def plan_assert(source: str, shadowed: frozenset[str] = frozenset()) -> AssertPlan:
+    """Split ``assert EXPR`` (or a bare expression) into child computations and a predicate;
+    ``shadowed`` names are the program's, not the builtins (see :func:`shadowed_names`)."""
     try:
         tree = _parse(source.strip())
     except SyntaxError as err:
@@ -121,10 +147,10 @@ def plan_assert(source: str) -> AssertPlan:
         raise ValueError("expected a single assert statement, got: %.80s" % source)
     statement = tree.body[0]
     expression = statement.test if isinstance(statement, ast.Assert) else statement.value
-    splitter = _SplitAssert(_bound_names(expression))
+    if not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) for n in ast.walk(expression)):
+        raise ValueError("assert calls no function: %.80s" % source)
+    splitter = _SplitAssert(_bound_names(expression), shadowed)
     rewritten = ast.fix_missing_locations(ast.Expression(splitter.visit(expression)))
-    if not splitter.calls and not splitter.proxies:
-        raise ValueError("assert calls no program function: %.80s" % source)
     return AssertPlan(tuple(splitter.calls), compile(rewritten, "<assert>", "eval"), tuple(sorted(splitter.proxies)))
 
 
