@@ -132,7 +132,7 @@ def _example_test(call: str, result: str, entry_point: str, origin: str) -> Test
         return None
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry_point):
         return None
-    return TestCase.from_assert("assert %s == %s" % (call, result), origin=origin)
+    return TestCase.from_assert("assert %s == %s" % (call, result), origin=origin, entry_point=entry_point)
 
 
 def _docstring_examples(prompt: str, entry_point: str) -> list[TestCase]:
@@ -252,8 +252,8 @@ def mbpp_problem(record: Any, path: str = "<mbpp>", line: int = 0) -> Problem:
     if not entry:
         raise DatasetError(path, line, "test_list", "cannot find the function called by the first assert")
     try:
-        hidden = [TestCase.from_assert(t, origin="test_list") for t in tests]
-        hidden += [TestCase.from_assert(t, origin="challenge_test_list") for t in challenge]
+        hidden = [TestCase.from_assert(t, origin="test_list", entry_point=entry) for t in tests]
+        hidden += [TestCase.from_assert(t, origin="challenge_test_list", entry_point=entry) for t in challenge]
     except ValueError as err:
         raise DatasetError(path, line, "test_list", str(err)) from err
     code = str(record["code"]).replace("\r\n", "\n")

@@ -126,7 +126,7 @@ def test_from_record(entry: Any, entry_point: str, path: str, line: int, where: 
             return TestCase.call(str(entry.get("fn", entry_point)), list(args), expected,
                                  entry.get("float_tol"), origin)
         if kind == "assert":
-            return TestCase.from_assert(str(entry.get("code", "")), origin)
+            return TestCase.from_assert(str(entry.get("code", "")), origin, entry_point)
         if kind == "check":
             return TestCase.from_check(str(entry.get("code", "")), entry_point, str(entry.get("setup", "")), origin)
         if not isinstance(entry.get("input"), str) or not isinstance(entry.get("output"), str):

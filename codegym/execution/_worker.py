@@ -40,6 +40,7 @@ import _codec  # noqa: E402
 import _isolation  # noqa: E402
 
 EXIT_OUTPUT_LIMIT = 120
+_NEUTRAL_PID = 1000  # pids of the worker's namespace restart here after every job
 _MUTABLE = (list, dict, set, bytearray)
 
 # ----------------------------------------------------------------------------------------------
@@ -105,6 +106,8 @@ def _run_one(index: int, request: dict, namespace: dict, code, output_limit: int
         value = _evaluate(request, namespace, code, output_limit, args)
     except BaseException as err:  # noqa: BLE001 - any failure of untrusted code is data
         return _error(index, err)
+    if "expr" in request and request["expr"].isidentifier() and callable(value):
+        return {"i": index, "ok": True, "callable": True}  # a program function used as a value
     try:
         answer = {"i": index, "ok": True, "value": _codec.encode(value)}
         if "call" in request:
@@ -223,6 +226,7 @@ class _Slot:
     def __init__(self, view: str | None, job_dir: str):
         self.view, self.job_dir = view, job_dir
         self.mounted = False
+        self.pid_base = 0
         self.ruleset: _isolation.LandlockRuleset | None = None
         self.child: tuple[int, list[int]] | None = None
 
@@ -255,6 +259,11 @@ class Worker:
             os.chmod(self.jobs_root, 0o711)
         self.slots = [_Slot(view, "/tmp" if view else os.path.join(self.jobs_root, str(k)))
                       for k, view in enumerate(views)]
+        for k, slot in enumerate(self.slots):
+            slot.pid_base = _NEUTRAL_PID + 1000 * (k + 1)
+        self.pid_counter = protections.pid_namespace and _isolation.set_last_pid(_NEUTRAL_PID)
+        if protections.pid_namespace and not self.pid_counter:
+            protections.notes.append("ns_last_pid not writable: a job's pids count earlier jobs' threads")
         self.read_paths = contents["read"] + contents["devices"]  # read in place when there is no view
         self.landlock = False
         try:
@@ -317,6 +326,8 @@ class Worker:
 
     def prepare(self, slot: _Slot) -> None:
         """Fork the slot's child now, so that a job's latency does not include fork and setup."""
+        if self.pid_counter:
+            _isolation.set_last_pid(slot.pid_base)  # the same pid for every child of this slot
         cmd_read, cmd_write = os.pipe()
         out_read, out_write = os.pipe()
         stdio_read, stdio_write = os.pipe()
@@ -336,13 +347,13 @@ class Worker:
             os.close(fd)
         slot.child = (pid, [cmd_write, out_read, stdio_read])
 
-    def run_child(self) -> None:
+    def run_child(self, timeout_s: float) -> None:
         slot, other = self.slots[self.turn], self.slots[1 - self.turn]
         self.turn = 1 - self.turn
         pid, fds = slot.child
         slot.child = None
         started = time.monotonic()
-        deadline = started + self.limits["timeout_s"]
+        deadline = started + min(timeout_s, self.limits["timeout_s"])
         pidfd = os.pidfd_open(pid)
         socket.send_fds(self.sock, [json.dumps({"pid": pid}).encode()], fds)
         for fd in fds:
@@ -378,6 +389,8 @@ class Worker:
             pass
         info = os.waitid(os.P_PID, pid, os.WEXITED)
         os.close(pidfd)
+        if self.pid_counter:
+            _isolation.set_last_pid(_NEUTRAL_PID)  # forget how many threads the job made
         if not overlap:
             self.reap_all()
         exited = info.si_code == os.CLD_EXITED
@@ -418,9 +431,10 @@ class Worker:
             message = sock.recv(1 << 16)
             if not message:
                 return
-            if json.loads(message).get("op") == "spawn":
+            request = json.loads(message)
+            if request.get("op") == "spawn":
                 try:
-                    self.run_child()
+                    self.run_child(float(request.get("timeout_s", self.limits["timeout_s"])))
                 except EOFError:
                     return
 

@@ -141,12 +141,13 @@ class _Worker:
             raise SandboxError("sandbox worker exited")
         return json.loads(data)
 
-    def spawn(self) -> tuple[int, list[int]]:
-        """A fresh restricted child: its pid and [command write, result read, output read] fds."""
+    def spawn(self, timeout_s: float) -> tuple[int, list[int]]:
+        """A fresh restricted child, which the worker kills after ``timeout_s``: its pid and
+        [command write, result read, output read] fds."""
         if self.report_pending:  # the last job's end, which its caller did not need to wait for
             self.report_pending = False
             self.receive(timeout=30)
-        self.send({"op": "spawn"})
+        self.send({"op": "spawn", "timeout_s": timeout_s})
         self._wait_readable(30)
         data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
         if not data or len(fds) != 3:
@@ -334,7 +335,8 @@ class Sandbox:
                                   [t.to_dict() for t in tests]], sort_keys=True, default=repr).encode())
         return digest.hexdigest()
 
-    def _execute(self, program: str, tests: list[TestCase], interactive: bool = False) -> RunResult:
+    def _execute(self, program: str, tests: list[TestCase], interactive: bool = False,
+                 started: float | None = None) -> RunResult:
         """One child for the program. Values the tests need are computed up front in one round
         trip; a check whose calls leave the prefetched sequence reruns the program in a child that
         answers every call live, and asserts calling the program inside comprehensions or lambdas
@@ -360,10 +362,10 @@ class Sandbox:
             slices.append((start, len(requests)))
         job = {"program": program, "requests": requests, "interactive": interactive,
                "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit}
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started  # a rerun keeps the first deadline
         worker = self._acquire()
         healthy = rerun = False
-        session = _JobSession(worker, self.timeout_s, self.output_limit)
+        session = _JobSession(worker, max(started + self.timeout_s - time.monotonic(), 0.001), self.output_limit)
         try:
             session.start(job)
             outcomes = []
@@ -371,7 +373,7 @@ class Sandbox:
                 if test.kind == "check":
                     outcomes.append(session.run_check(test, start, interactive))
                 else:
-                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source)))
+                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source), interactive))
             session.end()
             healthy = not session.worker_broken
         except _NeedsInteraction:
@@ -384,7 +386,7 @@ class Sandbox:
             with self._lock:
                 self.executions += 1
         if rerun:
-            return self._execute(program, tests, interactive=True)
+            return self._execute(program, tests, interactive=True, started=started)
         return _summarise(session, outcomes, time.monotonic() - started)
 
 
@@ -445,7 +447,7 @@ class _JobSession:
 
     # -- transport -----------------------------------------------------------------------------
     def start(self, job: dict) -> None:
-        self.pid, (command, result, output) = self.worker.spawn()
+        self.pid, (command, result, output) = self.worker.spawn(self.timeout_s)
         self.fds = {"command": command, "result": result, "output": output}
         self.open_pipes = {result, output}
         self.deadline = time.monotonic() + self.timeout_s + _GRACE_S
@@ -717,13 +719,19 @@ def _failed(err: BaseException, what: str) -> TestOutcome:
 
 class _Results:
     """``__r`` of an assert predicate: answer i is decoded when the predicate reaches it, so that
-    short-circuiting (``f(1) == 1 or g(2) == 2``) behaves as in plain Python."""
+    short-circuiting (``f(1) == 1 or g(2) == 2``) behaves as in plain Python. A program function
+    used as a value (``map(is_prime, xs)``) becomes a proxy whose calls are made live."""
 
-    def __init__(self, answers: list[dict]):
-        self.answers = answers
+    def __init__(self, answers: list[dict], plan: AssertPlan, session: _JobSession, interactive: bool):
+        self.answers, self.plan, self.session, self.interactive = answers, plan, session, interactive
 
     def __getitem__(self, index: int) -> Any:
-        return _answer_value(self.answers[index])
+        answer = self.answers[index]
+        if answer.get("ok") is True and answer.get("callable") is True:
+            if not self.interactive:
+                raise _NeedsInteraction()
+            return self.session.proxy(self.plan.calls[index])
+        return _answer_value(answer)
 
 
 @lru_cache(maxsize=1024)
@@ -731,7 +739,8 @@ def _compiled_check(setup: str, source: str):
     return compile(setup + "\n\n" + source, "<check>", "exec")
 
 
-def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None) -> TestOutcome:
+def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None,
+           interactive: bool) -> TestOutcome:
     """Decide a call, assert or stdio test from the child's answers [start, stop)."""
     if not session.loaded:
         return TestOutcome(False, session.process_status() or "runtime_error", session.load_error)
@@ -742,7 +751,7 @@ def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: As
     try:
         if test.kind == "assert":
             proxies = {name: session.proxy(name) for name in plan.proxies}
-            if evaluate_assert(plan, _Results(answers), proxies):
+            if evaluate_assert(plan, _Results(answers, plan, session, interactive), proxies):
                 return TestOutcome(True, "passed")
             return TestOutcome(False, "wrong_answer", "%s failed" % test.describe(120))
         value = _answer_value(answers[0])

@@ -24,7 +24,8 @@ TestKind = Literal["call", "assert", "check", "stdio"]
 # Names an assertion may use on the trusted side; any other called name is the program's own
 # and its call is evaluated in the child.
 _TRUSTED_CALLABLES = frozenset(
-    "abs all any bool bytes chr complex dict divmod enumerate filter float frozenset hash int "
+    "abs all any ascii bin bool bytearray bytes chr complex dict divmod enumerate filter float format "
+    "frozenset hash hex int iter next oct "
     "isinstance issubclass len list map max min ord pow range repr reversed round set sorted str "
     "sum tuple type zip".split()
 )
@@ -95,7 +96,14 @@ class _SplitAssert(ast.NodeTransformer):
     def _closed(self, node: ast.AST) -> bool:
         return not any(isinstance(n, ast.Name) and n.id in self.bound for n in ast.walk(node))
 
+    def _program_value(self, node: ast.AST) -> bool:
+        """Whether the expression's value comes from the program (it names a program global)."""
+        return any(isinstance(n, ast.Name) and n.id not in self.trusted_names and n.id not in self.bound
+                   for n in ast.walk(node))
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
+        if isinstance(node.func, ast.Attribute) and self._closed(node) and self._program_value(node.func.value):
+            return self._record(node)  # Solution().twice(3), K.g(): the object never has to travel
         if isinstance(node.func, ast.Name) and node.func.id not in self.trusted_calls:
             if self._closed(node):
                 return self._record(node)
@@ -113,10 +121,12 @@ class _SplitAssert(ast.NodeTransformer):
 
 
 def shadowed_names(program: str, tests: list) -> frozenset[str]:
-    """Trusted builtin names (``sum``, ``max``, ...) that the program defines at top level and an
-    assert calls: in the assert they mean the program's function, as in plain Python. A cheap
-    text check first; the program is parsed only when a name may be shadowed."""
-    used = {name for t in tests if t.kind == "assert" for name in _TRUSTED_CALLABLES if name in t.source}
+    """Entry points with a builtin's name (MBPP task 126 tests a function called ``sum``) that the
+    program defines at top level: in their asserts they mean the program's function, as in plain
+    Python. Only a test's own entry point: a program that redefines ``set`` or ``round`` to fool
+    ``assert set(f(x)) == set(y)`` still meets the real builtins. The program is parsed only when
+    that can matter."""
+    used = {t.fn for t in tests if t.kind == "assert" and t.fn in _TRUSTED_CALLABLES}
     candidates = {name for name in used if name in program}
     if not candidates:
         return frozenset()
@@ -147,7 +157,7 @@ def plan_assert(source: str, shadowed: frozenset[str] = frozenset()) -> AssertPl
         raise ValueError("expected a single assert statement, got: %.80s" % source)
     statement = tree.body[0]
     expression = statement.test if isinstance(statement, ast.Assert) else statement.value
-    if not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) for n in ast.walk(expression)):
+    if not any(isinstance(n, ast.Call) for n in ast.walk(expression)):
         raise ValueError("assert calls no function: %.80s" % source)
     splitter = _SplitAssert(_bound_names(expression), shadowed)
     rewritten = ast.fix_missing_locations(ast.Expression(splitter.visit(expression)))
@@ -231,10 +241,11 @@ class TestCase:
         return cls.call(fn, args, _literal(expected_source, "expected value"), float_tol, origin)
 
     @classmethod
-    def from_assert(cls, source: str, origin: str = "") -> TestCase:
-        """A dataset assert such as MBPP's ``assert f(2, 3) == 5`` (trusted source only)."""
+    def from_assert(cls, source: str, origin: str = "", entry_point: str = "") -> TestCase:
+        """A dataset assert such as MBPP's ``assert f(2, 3) == 5`` (trusted source only);
+        ``entry_point`` names the function under test (needed when it shadows a builtin)."""
         plan_assert(source)
-        return cls("assert", source=source.strip(), origin=origin)
+        return cls("assert", fn=entry_point, source=source.strip(), origin=origin)
 
     @classmethod
     def from_check(cls, check_source: str, entry_point: str, setup: str = "",
@@ -275,6 +286,8 @@ class TestCase:
             data.update(fn=self.fn, source=self.source, setup=self.setup)
         else:
             data["source"] = self.source
+            if self.fn:
+                data["fn"] = self.fn
         if self.origin:
             data["origin"] = self.origin
         return data
@@ -290,5 +303,5 @@ class TestCase:
         if kind == "check":
             return cls.from_check(data["source"], data["fn"], data.get("setup", ""), origin)
         if kind == "assert":
-            return cls.from_assert(data["source"], origin)
+            return cls.from_assert(data["source"], origin, data.get("fn", ""))
         raise ValueError("unknown test kind %r" % kind)
