@@ -47,18 +47,24 @@ _MUTABLE = (list, dict, set, bytearray)
 # The untrusted child: everything below ``_child_main`` runs after the restrictions apply.
 
 
-class _CappedStdout(io.StringIO):
-    """Captured stdout of a stdio test; exceeding the cap ends the child with a known code."""
+class _CappedBytes(io.BytesIO):
+    """The bytes under a stdio test's ``sys.stdout``; exceeding the cap ends the child with a
+    known code."""
 
     def __init__(self, limit: int):
         super().__init__()
         self._left = limit
 
-    def write(self, text: str) -> int:
-        self._left -= len(text)
+    def write(self, data) -> int:
+        self._left -= len(data)
         if self._left < 0:
             os._exit(EXIT_OUTPUT_LIMIT)
-        return super().write(text)
+        return super().write(data)
+
+
+def _exit(code=None):
+    """``exit()`` and ``quit()``, which ``site`` would define (the worker runs with ``-S``)."""
+    raise SystemExit(code)
 
 
 def _answer(out_fd: int, message: dict) -> None:
@@ -87,17 +93,34 @@ def _evaluate(request: dict, namespace: dict, program_code, output_limit: int, a
     if "call" in request:
         kwargs = _codec.from_wire(request["kwargs"]) if "kwargs" in request else {}
         return namespace[request["call"]](*args, **kwargs)
+    # As a script: text streams with a ``.buffer``, ``__main__``, and at the end the non-daemon
+    # threads joined, ``atexit`` handlers run and stdout flushed, as the interpreter does at exit.
     stdin, stdout = sys.stdin, sys.stdout
-    sys.stdin, sys.stdout = io.StringIO(request["stdin"]), _CappedStdout(output_limit)
+    captured = _CappedBytes(output_limit)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(request["stdin"].encode()), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(captured, encoding="utf-8", write_through=True)
+    sys.__stdout__, sys.__stdin__ = sys.stdout, sys.stdin
     try:
         try:
-            exec(program_code, {"__name__": "__main__", "__builtins__": __builtins__})
+            exec(program_code, {"__name__": "__main__", "__builtins__": __builtins__, "__file__": "/tmp/main.py"})
+            _at_exit()
         except SystemExit as stop:
+            _at_exit()
             if stop.code not in (None, 0):
                 raise
-        return sys.stdout.getvalue()
+        sys.stdout.flush()
+        return captured.getvalue().decode("utf-8", "replace")
     finally:
         sys.stdin, sys.stdout = stdin, stdout
+
+
+def _at_exit() -> None:
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading._shutdown()
+    import atexit
+
+    atexit._run_exitfuncs()
 
 
 def _run_one(index: int, request: dict, namespace: dict, code, output_limit: int) -> dict:
@@ -297,6 +320,9 @@ class Worker:
         os.environ.update({"HOME": home, "TMPDIR": home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         sys.path[:] = contents["sys_path"]
         sys.stdout = sys.stderr = io.TextIOWrapper(io.FileIO(1, "wb", closefd=False), write_through=True)
+        import builtins
+
+        builtins.exit = builtins.quit = _exit
         self.turn = 0
 
     # -- per job -------------------------------------------------------------------------------
