@@ -83,7 +83,8 @@ def readable(address, size):
 def hits():
     found = 0
     for obj in gc.get_objects():
-        if isinstance(obj, (str, bytes)) and MASKED in (obj if isinstance(obj, bytes) else obj.encode(errors="ignore")).translate(UNMASK):
+        text = obj if isinstance(obj, bytes) else obj.encode(errors="ignore") if isinstance(obj, str) else b""
+        if MASKED in text.translate(UNMASK):
             found += 1
     starts = sorted({id(o) >> 20 for o in gc.get_objects()})
     brk = (libc.sbrk(0) or 0) >> 20

@@ -82,9 +82,16 @@ def _error_text(err: BaseException) -> str:
 
 
 def _error(index: int, err: BaseException) -> dict:
-    builtin = type(err).__module__ == "builtins"
-    return {"i": index, "ok": False, "error": _error_text(err), "memory": isinstance(err, MemoryError),
-            "forbidden": isinstance(err, PermissionError), "type": type(err).__name__ if builtin else ""}
+    """A raised exception as data: its text, the nearest builtin class it derives from and its
+    arguments (so the trusted side can raise an exception that ``except ValueError`` catches)."""
+    builtin = next((c.__name__ for c in type(err).__mro__ if c.__module__ == "builtins"), "")
+    answer = {"i": index, "ok": False, "error": _error_text(err), "memory": isinstance(err, MemoryError),
+              "forbidden": isinstance(err, PermissionError), "type": builtin}
+    try:
+        answer["args"] = _codec.encode(list(BaseException.__getattribute__(err, "args")))
+    except BaseException:  # noqa: BLE001 - arguments that cannot travel: the text only
+        pass
+    return answer
 
 
 def _evaluate(request: dict, namespace: dict, program_code, output_limit: int, args: list):

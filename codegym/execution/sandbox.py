@@ -662,9 +662,9 @@ def _program_exception(answer: dict) -> Exception:
     status = "memory_limit" if answer.get("memory") is True else (
         "forbidden" if answer.get("forbidden") is True else "runtime_error")
     cls = getattr(builtins, str(answer.get("type") or ""), None)
-    text = message.split(": ", 1)[-1] if ": " in message else ""
     try:
-        error = cls(text) if isinstance(cls, type) and issubclass(cls, Exception) else ProgramError(message)
+        args = _codec.from_wire(answer["args"]) if "args" in answer else [message.split(": ", 1)[-1]]
+        error = cls(*args) if isinstance(cls, type) and issubclass(cls, Exception) else ProgramError(message)
     except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
         error = ProgramError(message)
     error.codegym_status, error.codegym_message = status, message
