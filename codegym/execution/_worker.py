@@ -174,15 +174,14 @@ def _serve(job: dict, cmd_fd: int, out_fd: int) -> None:
     for index, request in enumerate(job["requests"]):
         _answer(out_fd, _run_one(index, request, namespace, code, job["output_limit"]))
     _answer(out_fd, {"done": True})
-    if not job["interactive"]:
-        for fd in (out_fd, 1, 2):  # end of file tells the trusted side that nothing more can come
-            os.close(fd)
-        return
-    reader = os.fdopen(cmd_fd, "rb", buffering=0)
-    index = len(job["requests"])
-    for raw in iter(reader.readline, b""):
-        _answer(out_fd, _run_one(index, json.loads(raw), namespace, code, job["output_limit"]))
-        index += 1
+    if job["interactive"]:  # live calls until the trusted side closes the command pipe
+        reader = os.fdopen(cmd_fd, "rb", buffering=0)
+        index = len(job["requests"])
+        for raw in iter(reader.readline, b""):
+            _answer(out_fd, _run_one(index, json.loads(raw), namespace, code, job["output_limit"]))
+            index += 1
+    for fd in (out_fd, 1, 2):  # end of file tells the trusted side that nothing more can come
+        os.close(fd)
 
 
 _WARM_UP = json.dumps({"program": "def f(a, b):\n    return [a + b, {'k': (a, b)}]\n", "kind": "function",

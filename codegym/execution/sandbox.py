@@ -335,18 +335,21 @@ class Sandbox:
                                   [t.to_dict() for t in tests]], sort_keys=True, default=repr).encode())
         return digest.hexdigest()
 
-    def _execute(self, program: str, tests: list[TestCase], interactive: bool = False,
+    def _execute(self, program: str, tests: list[TestCase], prefetch: bool = True,
                  started: float | None = None) -> RunResult:
         """One child for the program. Values the tests need are computed up front in one round
-        trip; a check whose calls leave the prefetched sequence reruns the program in a child that
-        answers every call live, and asserts calling the program inside comprehensions or lambdas
-        are answered live from the start."""
+        trip; a check's literal calls are prefetched and its other calls answered live. A check
+        whose calls leave the prefetched sequence reruns the program (same deadline) without
+        prefetching, so that a stateful program sees exactly the check's calls."""
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
         shadowed = shadowed_names(program, tests)
         plans = {t.source: plan_assert(t.source, shadowed) for t in tests if t.kind == "assert"}
-        interactive = interactive or any(plan.proxies for plan in plans.values())
+        # Live calls are possible (the child keeps reading calls) for checks and for asserts that
+        # call the program inside comprehensions or lambdas, or use its functions as values.
+        interactive = "check" in kinds or any(plan.proxies or any(c.isidentifier() for c in plan.calls)
+                                              for plan in plans.values())
         requests, slices = [], []
         for test in tests:
             start = len(requests)
@@ -356,7 +359,7 @@ class Sandbox:
                 requests.extend({"expr": call} for call in plans[test.source].calls)
             elif test.kind == "stdio":
                 requests.append({"stdin": test.stdin})
-            elif not interactive:
+            elif prefetch:
                 requests.extend({"call": test.fn, "args": _codec.encode(list(args))}
                                 for args in plan_check(test.source, test.fn))
             slices.append((start, len(requests)))
@@ -369,11 +372,14 @@ class Sandbox:
         try:
             session.start(job)
             outcomes = []
-            for test, (start, stop) in zip(tests, slices):
+            for index, (test, (start, stop)) in enumerate(zip(tests, slices)):
                 if test.kind == "check":
-                    outcomes.append(session.run_check(test, start, interactive))
+                    # Live calls may follow the prefetched ones only in the last test: otherwise the
+                    # child has already run later tests' prefetched calls.
+                    live = not prefetch or index == len(tests) - 1
+                    outcomes.append(session.run_check(test, start, stop, live))
                 else:
-                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source), interactive))
+                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source)))
             session.end()
             healthy = not session.worker_broken
         except _NeedsInteraction:
@@ -386,7 +392,7 @@ class Sandbox:
             with self._lock:
                 self.executions += 1
         if rerun:
-            return self._execute(program, tests, interactive=True, started=started)
+            return self._execute(program, tests, prefetch=False, started=started)
         return _summarise(session, outcomes, time.monotonic() - started)
 
 
@@ -455,10 +461,13 @@ class _JobSession:
         self._write(struct.pack(">I", len(data)) + data)
         if job["interactive"]:
             self._pump(lambda: self.done)
-            return
-        # Read to the end of both pipes (the child closes them after its last answer, or exits):
-        # forged extra lines show up as duplicates. Its exit need not be awaited then; the worker's
-        # report is collected before the worker's next job.
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Read to the end of both pipes (the child closes them after its last answer, or exits):
+        forged extra lines show up as duplicates. Its exit need not be awaited then: the worker's
+        report is collected before the worker's next job."""
         self._pump(lambda: self.done and not self.open_pipes)
         if self.final is None and self.done and not self.open_pipes:
             self.kill()
@@ -567,6 +576,10 @@ class _JobSession:
                 self._abandon()
 
     def end(self) -> None:
+        """No more calls: the end of the command pipe lets an interactive child finish."""
+        if self.final is None and self.fds.get("command", -1) >= 0:
+            os.close(self.fds.pop("command"))
+            self._finish()
         if self.final is None:
             self.kill()
             self._pump(lambda: False)
@@ -595,24 +608,26 @@ class _JobSession:
         """A stand-in for the program's ``fn`` on the trusted side: each call is a live call."""
         return lambda *args, **kwargs: self.call(fn, args, kwargs)
 
-    def run_check(self, test: TestCase, start: int, interactive: bool) -> TestOutcome:
+    def run_check(self, test: TestCase, start: int, stop: int, live: bool) -> TestOutcome:
         """Run a trusted ``check(candidate)`` whose candidate calls are answered by the child:
-        from the prefetched answers while the calls follow the prefetched sequence exactly, live
-        otherwise (after a rerun, so that the program sees exactly the check's calls)."""
+        from the prefetched answers [start, stop) while the calls follow the prefetched sequence
+        exactly, then live (when ``live``); a call that leaves the sequence early means a rerun."""
         namespace: dict[str, Any] = {"__name__": "__check__"}
         exec(_compiled_check(test.setup, test.source), namespace)
-        expected = [] if interactive else [call_key(args) for args in plan_check(test.source, test.fn)]
+        expected = [call_key(args) for args in plan_check(test.source, test.fn)][:stop - start]
         cursor = 0
 
         def candidate(*args, **kwargs):
             nonlocal cursor
-            if cursor < len(expected) and not kwargs and call_key(args) == expected[cursor]:
+            if cursor < len(expected):
+                if kwargs or call_key(args) != expected[cursor]:
+                    raise _NeedsInteraction()
                 index = start + cursor
                 cursor += 1
                 if index >= len(self.answers):
                     raise _Dead()
                 return _call_result(self.answers[index], args)
-            if not interactive:
+            if not live:
                 raise _NeedsInteraction()
             return self.call(test.fn, args, kwargs)
 
@@ -722,14 +737,12 @@ class _Results:
     short-circuiting (``f(1) == 1 or g(2) == 2``) behaves as in plain Python. A program function
     used as a value (``map(is_prime, xs)``) becomes a proxy whose calls are made live."""
 
-    def __init__(self, answers: list[dict], plan: AssertPlan, session: _JobSession, interactive: bool):
-        self.answers, self.plan, self.session, self.interactive = answers, plan, session, interactive
+    def __init__(self, answers: list[dict], plan: AssertPlan, session: _JobSession):
+        self.answers, self.plan, self.session = answers, plan, session
 
     def __getitem__(self, index: int) -> Any:
         answer = self.answers[index]
         if answer.get("ok") is True and answer.get("callable") is True:
-            if not self.interactive:
-                raise _NeedsInteraction()
             return self.session.proxy(self.plan.calls[index])
         return _answer_value(answer)
 
@@ -739,8 +752,7 @@ def _compiled_check(setup: str, source: str):
     return compile(setup + "\n\n" + source, "<check>", "exec")
 
 
-def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None,
-           interactive: bool) -> TestOutcome:
+def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None) -> TestOutcome:
     """Decide a call, assert or stdio test from the child's answers [start, stop)."""
     if not session.loaded:
         return TestOutcome(False, session.process_status() or "runtime_error", session.load_error)
@@ -751,7 +763,7 @@ def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: As
     try:
         if test.kind == "assert":
             proxies = {name: session.proxy(name) for name in plan.proxies}
-            if evaluate_assert(plan, _Results(answers, plan, session, interactive), proxies):
+            if evaluate_assert(plan, _Results(answers, plan, session), proxies):
                 return TestOutcome(True, "passed")
             return TestOutcome(False, "wrong_answer", "%s failed" % test.describe(120))
         value = _answer_value(answers[0])
