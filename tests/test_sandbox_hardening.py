@@ -51,6 +51,7 @@ def _attack(sandbox: Sandbox, program: str, tests=ADD_TESTS, statuses: set[str] 
     assert elapsed < sandbox.timeout_s + 1.0, elapsed
     for worker in sandbox._all:
         assert worker.proc.poll() is None
+        worker.settle()  # the last job's process is reaped (its caller was answered before that)
         alive = [p for p in psutil.Process(worker.proc.pid).children(recursive=True)
                  if p.status() != psutil.STATUS_ZOMBIE]
         assert len(alive) <= 3, [p.cmdline() for p in alive]  # the zygote and its two ready children

@@ -46,6 +46,7 @@ def test_ten_thousand_executions_leak_nothing():
         assert sandbox.executions >= total
         views = [view for worker in sandbox._all for view in worker.views]
         for worker in sandbox._all:
+            worker.settle()
             tree = psutil.Process(worker.proc.pid).children(recursive=True)
             assert len(tree) <= 3, [p.cmdline() for p in tree]  # the PID-1 zygote and two ready children
             assert not [p for p in tree if p.status() == psutil.STATUS_ZOMBIE]

@@ -144,9 +144,7 @@ class _Worker:
     def spawn(self, timeout_s: float) -> tuple[int, list[int]]:
         """A fresh restricted child, which the worker kills after ``timeout_s``: its pid and
         [command write, result read, output read] fds."""
-        if self.report_pending:  # the last job's end, which its caller did not need to wait for
-            self.report_pending = False
-            self.receive(timeout=30)
+        self.settle()
         self.send({"op": "spawn", "timeout_s": timeout_s})
         self._wait_readable(30)
         data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
@@ -155,6 +153,13 @@ class _Worker:
                 os.close(fd)
             raise SandboxError("sandbox worker exited")
         return json.loads(data)["pid"], fds
+
+    def settle(self) -> None:
+        """Wait for the last job's end, which its caller did not need to wait for: then the job's
+        process is gone and reaped."""
+        if self.report_pending:
+            self.report_pending = False
+            self.receive(timeout=30)
 
     def close(self) -> None:
         """Closing the socket lets the worker unmount its view and exit; kill it if it lingers."""
