@@ -341,12 +341,13 @@ def _bind(root: str, path: str, writable: bool = False, device: bool = False) ->
     _mount(None, target, None, flags)
 
 
-def build_view(read_paths: list[str], hidden: list[str], devices: list[str]) -> str:
+def build_view(read_paths: list[str], hidden: list[str], devices: list[str], owner: int) -> str:
     """Build the child's root in this process's (private) mount namespace: a tmpfs holding
     read-only bind mounts of ``read_paths``, empty read-only directories over ``hidden`` (the
     site-packages inside the stdlib), ``devices`` and an empty ``/tmp`` for the job's tmpfs.
-    Returns the root; raises OSError where mounting is not allowed."""
-    root = make_private_dir("codegym-view-")
+    Returns the root (named after ``owner``, the worker's host pid, so that a folder left by a
+    killed worker can be recognised); raises OSError where mounting is not allowed."""
+    root = make_private_dir("codegym-view-%d-" % owner)
     _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=0755")
     old_umask = os.umask(0o022)
     try:
@@ -387,6 +388,27 @@ def make_private_dir(prefix: str) -> str:
             return path
         except FileExistsError:
             continue
+
+
+def remove_stale_views() -> None:
+    """Remove the (empty, on the host) view folders of workers that were killed: the owner's pid
+    is in the name, and a live worker with that pid keeps its folder."""
+    import glob
+
+    for path in glob.glob("/tmp/codegym-view-*-*"):
+        try:
+            owner = int(os.path.basename(path).split("-")[2])
+            with open("/proc/%d/cmdline" % owner, "rb") as fh:
+                if b"_worker.py" in fh.read():
+                    continue
+        except (ValueError, IndexError):
+            continue
+        except OSError:
+            pass  # no such process
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 def remove_tree(top: str) -> None:

@@ -277,7 +277,8 @@ class Worker:
         views: list[str | None] = [None, None]
         if config.get("namespaces", True) and protections.namespaces:
             try:
-                views = [_isolation.build_view(contents["read"], contents["hidden"], contents["devices"])
+                owner = config["job_uid"] - _isolation.JOB_UID_BASE  # the worker's pid on the host
+                views = [_isolation.build_view(contents["read"], contents["hidden"], contents["devices"], owner)
                          for _ in range(2)]
                 protections.view = True
             except OSError as err:

@@ -229,6 +229,7 @@ class Sandbox:
         self.output_limit = int(output_limit)
         self.workers = int(workers or os.cpu_count() or 1)
         bpf = _isolation.seccomp_program()
+        _isolation.remove_stale_views()
         limits = {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_limit": self.output_limit,
                   "disk_mb": int(disk_mb), "tasks": int(max_threads)}
         self._config = {"limits": limits, "view": _view_contents(tuple(allowed_packages)), "preload": list(preload),
