@@ -403,3 +403,81 @@ def test_huge_correct_answers_pass(one_worker):
     assert one_worker.run(program, [TestCase.from_assert("assert f() == 2 ** 20000")]).passed
     wrong = one_worker.run(program, [TestCase.call("f", [], 2 ** 20000 + 1)])
     assert not wrong.passed and "bits" in wrong.tests[0].message
+
+
+# -- found by the attack review ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("program", "source"), [
+    ("def similar(a, b):\n    return 'garbage'\nset = lambda *a: 0\n", "assert set(similar((3, 4), (4, 5))) == set((4,))"),
+    ("def area(r):\n    return 0\ndef round(x, n=0):\n    return 3.14\n", "assert round(area(1), 2) == 3.14"),
+    ("def f(x):\n    return 9\nabs = lambda x: 0\n", "assert abs(f(2) - 0.5) < 1e-9"),
+    ("import builtins\nbuiltins.bin = lambda n: '0bWRONG'\ndef to_bin(n):\n    return 'WRONG'\n",
+     "assert to_bin(5) == bin(5)[2:]"),
+    ("import numpy as np\ndef f():\n    return np.array([1, 2])\n", "assert f() == [1, 2]"),
+    ("class I(int):\n    pass\ndef f():\n    return I(3)\n", "assert type(f()) == int"),
+    ("class L(list):\n    pass\ndef f():\n    return L([1, 2])\n", "assert type(f()) is list"),
+])
+def test_redefined_builtins_and_foreign_types_do_not_pass(one_worker, program, source):
+    _attack(one_worker, program, [TestCase.from_assert(source, entry_point="f")])
+
+
+def test_a_job_cannot_signal_the_next_through_pids_or_scheduling(one_worker):
+    sender = ("import os, threading\nfor _ in range(%d):\n    t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
+              "try:\n    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nexcept OSError:\n    pass\n"
+              "def f():\n    return 1\n")
+    receiver = ("import os, threading\ndef f():\n    ids = []\n"
+                "    t = threading.Thread(target=lambda: ids.append(threading.get_native_id()))\n"
+                "    t.start(); t.join()\n    return [os.getpid(), ids[0], os.sched_getscheduler(0)]\n")
+    seen = set()
+    for threads in (0, 7, 300, 1200):
+        assert one_worker.run(sender % threads, [TestCase.call("f", [], 1)]).passed
+        result = one_worker.run(receiver, [TestCase.call("f", [], [])])
+        seen.add(result.tests[0].output)
+    assert len(seen) == 1, seen  # the next job sees the same pids and policy whatever came before
+
+
+def test_host_identity_and_load_are_hidden(one_worker):
+    program = ("import os, socket\ndef f():\n    out = [socket.gethostname()]\n"
+               "    for probe in (os.getloadavg, lambda: os.sysconf('SC_PHYS_PAGES')):\n"
+               "        try:\n            out.append(probe())\n        except (OSError, ValueError):\n"
+               "            out.append(None)\n    return out\n")
+    result = one_worker.run(program, [TestCase.call("f", [], [])])
+    assert result.tests[0].output.startswith('["L","codegym",null'), result.tests[0].output
+
+
+def test_rerun_keeps_the_first_deadline(one_worker):
+    # The source lists candidate(2) first but calls candidate(1) first: the prefetch is wrong, the
+    # program reruns, and the rerun must not get a deadline of its own.
+    check = ("def check(candidate):\n    def later():\n        return candidate(2) == 2\n"
+             "    assert candidate(1) == 1\n    assert later()\n")
+    program = "import time\ntime.sleep(%.2f)\ndef f(x):\n    return x\n" % (TIMEOUT_S * 0.9)
+    _attack(one_worker, program, [TestCase.from_check(check, "f")], statuses={"timeout"})
+
+
+def test_nested_large_tuples_decode_in_bounded_time(one_worker):
+    program = ("import os\ndef add(a, b):\n    x = tuple(range(20000))\n    for _ in range(60):\n"
+               "        x = (x,) + tuple(range(70))\n    return x\n")
+    _attack(one_worker, program, [TestCase.from_assert("assert len(set(add(1, 2))) == 0")])
+
+
+def test_pipe_buffers_cannot_grow(one_worker):
+    program = ("import fcntl, os\nr, w = os.pipe()\nfcntl.fcntl(w, 1031, 1 << 20)\ndef add(a, b):\n    return a + b\n")
+    _attack(one_worker, program, statuses={"runtime_error", "forbidden"})
+
+
+@pytest.mark.parametrize(("program", "tests"), [
+    ("def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, n))\n",
+     [TestCase.from_assert("assert all(map(is_prime, [2, 3, 5]))")]),
+    ("class Solution:\n    def twice(self, x):\n        return 2 * x\n",
+     [TestCase.from_assert("assert Solution().twice(3) == 6")]),
+    ("def f(n):\n    return (i * i for i in range(n))\n", [TestCase.from_assert("assert list(f(3)) == [0, 1, 4]")]),
+    ("def f(n):\n    return range(n)\n", [TestCase.from_assert("assert f(5)[2] == 2 and len(f(5)) == 5")]),
+    ("def f(b):\n    b[0] = 65\n    return bytes(b)\n", [TestCase.from_assert("assert f(bytearray(b'xy')) == b'Ay'")]),
+    ("import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))\n", [TestCase.stdio("1 2\n", "3\n")]),
+    ("import threading\ndef main():\n    print(sum(map(int, input().split())))\nthreading.Thread(target=main).start()\n",
+     [TestCase.stdio("1 2\n", "3\n")]),
+    ("print(sum(map(int, input().split())))\nexit()\n", [TestCase.stdio("1 2\n", "3\n")]),
+])
+def test_honest_programs_found_failing_now_pass(one_worker, program, tests):
+    result = one_worker.run(program, tests)
+    assert result.passed, result.tests
