@@ -481,3 +481,13 @@ def test_pipe_buffers_cannot_grow(one_worker):
 def test_honest_programs_found_failing_now_pass(one_worker, program, tests):
     result = one_worker.run(program, tests)
     assert result.passed, result.tests
+
+
+def test_without_namespaces_the_fallback_still_runs_and_restricts():
+    """The path for machines with no mount namespaces: no view, the allow-list read in place."""
+    with Sandbox(timeout_s=TIMEOUT_S, workers=1, cache_size=0, namespaces=False) as sandbox:
+        assert not sandbox.protections()["view"]
+        numpy_program = "import numpy\ndef add(a, b):\n    return int(numpy.add(a, b))\n"
+        assert sandbox.run(numpy_program, ADD_TESTS).passed
+        for probe in ("open('/etc/passwd').read()", "open(%r).read()" % os.path.abspath(__file__), "import torch"):
+            assert not sandbox.run(probe + "\n" + ADD, ADD_TESTS).passed

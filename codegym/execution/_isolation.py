@@ -115,7 +115,9 @@ class LandlockRuleset:
     scoped: bool
 
     @classmethod
-    def build(cls, read_paths: list[str], write_paths: list[str]) -> LandlockRuleset:
+    def build(cls, read_paths: list[str], write_paths: list[str], list_paths: tuple[str, ...] = ()) -> LandlockRuleset:
+        """Read (and execute) beneath ``read_paths``, everything beneath ``write_paths``, and only
+        list the entries of ``list_paths`` (an import path's folder, without its other packages)."""
         abi = landlock_abi()
         if abi < 1:
             raise OSError(errno.ENOSYS, "Landlock is not available")
@@ -130,7 +132,9 @@ class LandlockRuleset:
         fd = _check(_libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr),
                                   ctypes.c_size_t(size), ctypes.c_uint32(0)), "landlock_create_ruleset")
         read_dir = _FS_READ_FILE | _FS_READ_DIR | _FS_EXECUTE
-        for path, rights in [(p, read_dir) for p in read_paths] + [(p, _fs_rights(abi)) for p in write_paths]:
+        rules = ([(p, read_dir) for p in read_paths] + [(p, _fs_rights(abi)) for p in write_paths]
+                 + [(p, _FS_READ_DIR) for p in list_paths])
+        for path, rights in rules:
             if not os.path.exists(path):
                 continue
             if not os.path.isdir(path):
@@ -486,11 +490,47 @@ def view_contents(allowed_packages: tuple[str, ...]) -> dict:
             "sys_path": list(dict.fromkeys(stdlib_dirs + package_sites))}
 
 
-def drop_privileges(uid: int) -> None:
-    """Become ``uid``/``uid`` with no supplementary groups; every capability goes with root."""
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def tree_readable_by_others(path: str) -> bool:
+    """Whether an unprivileged user could traverse to and read ``path`` (not so under /root)."""
+    import stat
+
+    current = path
+    while True:
+        try:
+            mode = os.stat(current).st_mode
+        except OSError:
+            return False
+        if not mode & (stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH):
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
+def drop_privileges(uid: int, keep_read_search: bool = False) -> None:
+    """Become ``uid``/``uid`` with no supplementary groups; every capability goes with root,
+    except, with ``keep_read_search``, CAP_DAC_READ_SEARCH (only without a view, for a standard
+    library that other users cannot reach; Landlock still limits reads to the allow-list)."""
+    if keep_read_search:
+        _check(_libc.prctl(8, 1, 0, 0, 0), "prctl(KEEPCAPS)")  # PR_SET_KEEPCAPS
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
+    if keep_read_search:
+        read_search = 1 << 2  # CAP_DAC_READ_SEARCH
+        header = _CapHeader(version=0x20080522, pid=0)
+        data = (_CapData * 2)(_CapData(read_search, read_search, 0), _CapData(0, 0, 0))
+        _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
 @dataclass

@@ -236,7 +236,7 @@ def _child_main(cmd_fd: int, out_fd: int, stdio_fd: int, slot: _Slot, worker: Wo
         slot.ruleset.restrict_self()
         os.close(5)
     if worker.job_uid is not None:
-        _isolation.drop_privileges(worker.job_uid)
+        _isolation.drop_privileges(worker.job_uid, worker.keep_read_search)
     if worker.seccomp is not None:
         worker.seccomp.load()
     _warm_up()
@@ -295,6 +295,7 @@ class Worker:
         if protections.pid_namespace and not self.pid_counter:
             protections.notes.append("ns_last_pid not writable: a job's pids count earlier jobs' threads")
         self.read_paths = contents["read"] + contents["devices"]  # read in place when there is no view
+        self.sys_path = contents["sys_path"]
         self.landlock = False
         try:
             probe = _isolation.LandlockRuleset.build(["/dev/null"], [])
@@ -312,6 +313,14 @@ class Worker:
         if self.job_uid is None:
             protections.notes.append("not root: the child keeps this user's uid, and RLIMIT_NPROC counts "
                                      "all of this user's processes")
+        # Without a view the child reads the standard library in place; where other users cannot
+        # reach it (under /root), it keeps CAP_DAC_READ_SEARCH, which lets it traverse any folder
+        # (host sockets become connectable): only the view removes that need.
+        self.keep_read_search = (self.job_uid is not None and not protections.view
+                                 and not _isolation.tree_readable_by_others(contents["sys_path"][0]))
+        if self.keep_read_search:
+            protections.notes.append("no view and the standard library is not readable by other users: the "
+                                     "child keeps CAP_DAC_READ_SEARCH, limited by Landlock")
         for module in config.get("preload", ()):
             try:
                 __import__(module)
@@ -338,11 +347,11 @@ class Worker:
         are further limited to what the view holds, and writes by its read-only mounts to the job's
         tmpfs (a rule on the tmpfs itself would have to be rebuilt with every fresh tmpfs)."""
         if slot.view is not None:
-            readable, writable = [], [slot.view]
+            readable, writable, listable = [], [slot.view], ()
         else:
-            readable, writable = self.read_paths, [slot.job_dir, "/dev/null"]
+            readable, writable, listable = self.read_paths, [slot.job_dir, "/dev/null"], tuple(self.sys_path)
         if self.landlock:
-            slot.ruleset = _isolation.LandlockRuleset.build(readable, writable)
+            slot.ruleset = _isolation.LandlockRuleset.build(readable, writable, listable)
 
     def reset(self, slot: _Slot) -> None:
         """A fresh, empty working directory for the slot's next child: a new tmpfs (whatever the
