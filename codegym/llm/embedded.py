@@ -144,17 +144,22 @@ class CTranslate2Backend(Backend):
         logprobs: list[list[float]] = [[] for _ in prompts]
         finished: list[str | None] = [None] * len(prompts)
         stops = [s for s in request.stop if s]
+        # The callback must not hold the backend: CTranslate2 drops it on its own worker thread
+        # after the call returns, and if that is the backend's last reference, the generator's
+        # destructor joins the thread pool from inside it and aborts the process (seen in a core
+        # dump of the test suite: std::thread::join, EDEADLK).
+        tokenizer, eos = self.tokenizer, self._eos
 
         def on_token(step) -> bool:
             index = step.batch_id
             if finished[index]:
                 return True
-            if step.token == self._eos:
+            if step.token == eos:
                 finished[index] = "stop"
                 return True
             ids[index].append(step.token_id)
             logprobs[index].append(float(step.log_prob))
-            if hit_stop(self.tokenizer, ids[index], stops):
+            if hit_stop(tokenizer, ids[index], stops):
                 finished[index] = "stop"
             elif len(ids[index]) >= limits[index]:
                 finished[index] = "length"
