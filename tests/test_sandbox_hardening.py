@@ -428,9 +428,12 @@ def test_a_job_cannot_signal_the_next_through_pids_or_scheduling(one_worker):
     receiver = ("import os, threading\ndef f():\n    ids = []\n"
                 "    t = threading.Thread(target=lambda: ids.append(threading.get_native_id()))\n"
                 "    t.start(); t.join()\n    return [os.getpid(), ids[0], os.sched_getscheduler(0)]\n")
+    # A sender that keeps starting threads until it is killed, racing whatever the worker forks.
+    racer = ("import threading\ndef churn():\n    while True:\n        t = threading.Thread(target=lambda: None)\n"
+             "        t.start(); t.join()\nthreading.Thread(target=churn, daemon=True).start()\ndef f():\n    return 1\n")
     seen = set()
-    for threads in (0, 7, 300, 1200):
-        assert one_worker.run(sender % threads, [TestCase.call("f", [], 1)]).passed
+    for program in [sender % threads for threads in (0, 7, 300, 1200)] + [racer] * 8:
+        assert one_worker.run(program, [TestCase.call("f", [], 1)]).passed
         result = one_worker.run(receiver, [TestCase.call("f", [], [])])
         seen.add(result.tests[0].output)
     assert len(seen) == 1, seen  # the next job sees the same pids and policy whatever came before

@@ -392,6 +392,12 @@ class Worker:
     def run_child(self, timeout_s: float) -> None:
         slot, other = self.slots[self.turn], self.slots[1 - self.turn]
         self.turn = 1 - self.turn
+        overlap = self.seccomp is not None
+        if overlap and other.child is None:
+            # Replace the child used last time now, while no job runs: a running job's threads
+            # would take pids between our reset of the counter and the fork, and the next job
+            # would see how many.
+            self.prepare(other)
         pid, fds = slot.child
         slot.child = None
         started = time.monotonic()
@@ -400,10 +406,6 @@ class Worker:
         socket.send_fds(self.sock, [json.dumps({"pid": pid}).encode()], fds)
         for fd in fds:
             os.close(fd)
-        overlap = self.seccomp is not None
-        for stale in self.slots:  # replace the child used last time while this one runs
-            if overlap and stale is not slot and stale.child is None:
-                self.prepare(stale)
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.register(self.sock.fileno(), select.POLLIN)
