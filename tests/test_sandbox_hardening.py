@@ -494,3 +494,43 @@ def test_without_namespaces_the_fallback_still_runs_and_restricts():
         assert sandbox.run(numpy_program, ADD_TESTS).passed
         for probe in ("open('/etc/passwd').read()", "open(%r).read()" % os.path.abspath(__file__), "import torch"):
             assert not sandbox.run(probe + "\n" + ADD, ADD_TESTS).passed
+
+
+# -- found by the second attack review -----------------------------------------------------------
+
+COUNTER = "n = 0\ndef f(x):\n    global n\n    n += 1\n    return n\n"
+
+
+def _check(body: str) -> TestCase:
+    return TestCase.from_check("def check(candidate):\n" + "".join("    %s\n" % line for line in body.splitlines()), "f")
+
+
+@pytest.mark.parametrize("tests", [
+    [_check("y = 1\nassert candidate(y) == 2"), TestCase.call("f", [0], 1)],
+    [TestCase.from_assert("assert all(f(x) == x + 1 for x in [1, 2])"), TestCase.from_assert("assert f(0) == 1")],
+    [_check("assert candidate(1) == 1\nif False:\n    candidate(1)"), TestCase.from_assert("assert f(5) == 3")],
+    [TestCase.from_assert("assert all(f(0) == 1 for _ in [1, 2, 3])")],
+    [TestCase.from_assert("assert f(0) == 1"), _check("for _ in range(2):\n    assert candidate(0) == 1")],
+])
+def test_program_calls_run_in_plain_pythons_order(one_worker, tests):
+    """A stateful program sees its calls in the order and number plain Python makes them; each of
+    these passes only if calls run out of order, or once where Python makes several."""
+    _attack(one_worker, COUNTER, tests)
+
+
+def test_short_circuited_calls_are_not_made(one_worker):
+    tests = [TestCase.from_assert("assert f(1) == 1 or f(2) == 2"), TestCase.from_assert("assert f(0) == 2")]
+    assert one_worker.run(COUNTER, tests).passed
+
+
+@pytest.mark.parametrize("program", ["def f(x):\n    return x\n", "def f(x):\n    return object()\n",
+                                     "import os\ndef f(x):\n    os._exit(0)\n"])
+def test_a_bare_except_in_a_check_cannot_swallow_the_sandboxs_signals(one_worker, program):
+    check = _check("raised = False\ntry:\n    candidate(1)\nexcept:\n    raised = True\nassert raised")
+    _attack(one_worker, program, [check, TestCase.from_assert("assert f(2) is not None")])
+
+
+def test_huge_ranges_and_repeated_reads_stay_bounded(one_worker):
+    _attack(one_worker, "def f():\n    return range(10 ** 15)\n", [TestCase.from_assert("assert sum(f()) == 0")])
+    program = "def f(n):\n    return list(range(n))\n"
+    _attack(one_worker, program, [TestCase.from_assert("assert all(x in f(150000) for x in range(200)) and False")])

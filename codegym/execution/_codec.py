@@ -201,7 +201,10 @@ def _decode(node: Any, depth: int, state: _State) -> Any:
         marker = _MARKERS.get(type(inner))
         if marker is None:
             raise DecodeError("no subclass marker for %s" % type(inner).__name__)
-        return marker(inner)
+        value = marker(inner)
+        if id(inner) in state.sizes:  # the stand-in hashes like the value it wraps
+            state.sizes[id(value)] = state.sizes.pop(id(inner))
+        return value
     if tag == _ITERATOR:
         members = [_decode(item, depth + 1, state) for item in items]
         return iter(members)
@@ -209,7 +212,10 @@ def _decode(node: Any, depth: int, state: _State) -> Any:
         bounds = [_decode(item, depth + 1, state) for item in items]
         if any(type(b) is not int for b in bounds) or bounds[2] == 0:
             raise DecodeError("malformed range")
-        return range(*bounds)
+        value = range(*bounds)
+        if len(value) > MAX_ITEMS:  # costs nothing on the wire, but sum() or set() of it would
+            raise DecodeError("range longer than %d items" % MAX_ITEMS)
+        return value
     if tag in (_KEYS, _VALUES):
         members = [_decode(item, depth + 1, state) for item in items]
         if tag == _VALUES:

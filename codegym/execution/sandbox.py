@@ -341,37 +341,42 @@ class Sandbox:
                                   [t.to_dict() for t in tests]], sort_keys=True, default=repr).encode())
         return digest.hexdigest()
 
-    def _execute(self, program: str, tests: list[TestCase], prefetch: bool = True,
+    def _execute(self, program: str, tests: list[TestCase], sequential: bool = False,
                  started: float | None = None) -> RunResult:
-        """One child for the program. Values the tests need are computed up front in one round
-        trip; a check's literal calls are prefetched and its other calls answered live. A check
-        whose calls leave the prefetched sequence reruns the program (same deadline) without
-        prefetching, so that a stateful program sees exactly the check's calls."""
+        """One child for the program, two ways of asking it.
+
+        Up front (the usual case): every value the tests need is computed in one round trip, in
+        test order, and a check's literal calls are prefetched; only the last test may continue
+        with live calls. Sequential: nothing up front, every program call made live when the test
+        reaches it, in exactly plain Python's order; used when an assert calls the program where
+        Python may skip or repeat the call, and for a rerun when a check's calls leave the
+        prefetched order. A rerun keeps the first deadline."""
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
         shadowed = shadowed_names(program, tests)
         plans = {t.source: plan_assert(t.source, shadowed) for t in tests if t.kind == "assert"}
-        # Live calls are possible (the child keeps reading calls) for checks and for asserts that
-        # call the program inside comprehensions or lambdas, or use its functions as values.
-        interactive = "check" in kinds or any(plan.proxies or any(c.isidentifier() for c in plan.calls)
-                                              for plan in plans.values())
+        # A program function used as a value (``map(is_prime, xs)``) becomes a live proxy too.
+        sequential = sequential or any(plan.proxies or any(c.isidentifier() for c in plan.calls)
+                                       for plan in plans.values())
         requests, slices = [], []
         for test in tests:
             start = len(requests)
-            if test.kind == "call":
-                requests.append({"call": test.fn, "args": _codec.encode(list(test.args))})
+            if test.kind == "stdio":
+                requests.append({"stdin": test.stdin})
+            elif sequential:
+                pass
+            elif test.kind == "call":
+                requests.append(_call_request(test))
             elif test.kind == "assert":
                 requests.extend({"expr": call} for call in plans[test.source].calls)
-            elif test.kind == "stdio":
-                requests.append({"stdin": test.stdin})
-            elif prefetch:
+            else:
                 requests.extend({"call": test.fn, "args": _codec.encode(list(args))}
                                 for args in plan_check(test.source, test.fn))
             slices.append((start, len(requests)))
-        job = {"program": program, "requests": requests, "interactive": interactive,
+        job = {"program": program, "requests": requests, "interactive": kinds != {"stdio"},
                "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit}
-        started = time.monotonic() if started is None else started  # a rerun keeps the first deadline
+        started = time.monotonic() if started is None else started
         worker = self._acquire()
         healthy = rerun = False
         session = _JobSession(worker, max(started + self.timeout_s - time.monotonic(), 0.001), self.output_limit)
@@ -379,13 +384,13 @@ class Sandbox:
             session.start(job)
             outcomes = []
             for index, (test, (start, stop)) in enumerate(zip(tests, slices)):
+                last = index == len(tests) - 1
                 if test.kind == "check":
-                    # Live calls may follow the prefetched ones only in the last test: otherwise the
-                    # child has already run later tests' prefetched calls.
-                    live = not prefetch or index == len(tests) - 1
-                    outcomes.append(session.run_check(test, start, stop, live))
+                    outcomes.append(session.run_check(test, start, stop, live=sequential or last))
                 else:
-                    outcomes.append(_judge(test, start, stop, session, plans.get(test.source)))
+                    answers = _LiveAnswers(session, test, plans.get(test.source)) if sequential and test.kind != "stdio" \
+                        else session.answers[start:stop] if len(session.answers) >= stop else None
+                    outcomes.append(_judge(test, answers, session, plans.get(test.source)))
             session.end()
             healthy = not session.worker_broken
         except _NeedsInteraction:
@@ -398,8 +403,24 @@ class Sandbox:
             with self._lock:
                 self.executions += 1
         if rerun:
-            return self._execute(program, tests, prefetch=False, started=started)
+            return self._execute(program, tests, sequential=True, started=started)
         return _summarise(session, outcomes, time.monotonic() - started)
+
+
+def _call_request(test: TestCase) -> dict:
+    return {"call": test.fn, "args": _codec.encode(list(test.args))}
+
+
+class _LiveAnswers:
+    """A test's answers, asked of the child one by one when the judge reaches them."""
+
+    def __init__(self, session: _JobSession, test: TestCase, plan: AssertPlan | None):
+        self.session, self.test, self.plan = session, test, plan
+
+    def __getitem__(self, index: int) -> dict:
+        if self.test.kind == "call":
+            return self.session.request(_call_request(self.test))
+        return self.session.request({"expr": self.plan.calls[index]})
 
 
 _EXIT_OUTPUT_LIMIT = 120  # the child's exit code when its captured stdout overflows (_worker.py)
@@ -417,7 +438,7 @@ class _JobSession:
         self.result_limit = 2 * output_limit + 4096
         self.compiled = False
         self.loaded = False
-        self.done = False
+        self.done = self.interactive = False
         self.load_error = ""
         self.answers: list[dict | None] = []
         self.final: dict | None = None
@@ -449,7 +470,10 @@ class _JobSession:
             self.memory = self.memory or message.get("memory") is True
             self.forbidden = self.forbidden or message.get("forbidden") is True
         elif "done" in message:
+            self.protocol_error = self.protocol_error or self.done
             self.done = True
+        elif self.done and not self.interactive:
+            self.protocol_error = True  # nothing may follow the last answer of an up-front job
         elif message.get("i") == len(self.answers):
             self.answers.append(message)
             self.memory = self.memory or message.get("memory") is True
@@ -459,6 +483,7 @@ class _JobSession:
 
     # -- transport -----------------------------------------------------------------------------
     def start(self, job: dict) -> None:
+        self.interactive = job["interactive"]
         self.pid, (command, result, output) = self.worker.spawn(self.timeout_s)
         self.fds = {"command": command, "result": result, "output": output}
         self.open_pipes = {result, output}
@@ -596,19 +621,23 @@ class _JobSession:
                 os.close(fd)
         self.fds = {}
 
-    def call(self, fn: str, args: tuple, kwargs: dict) -> Any:
-        """One live call of the program's ``fn``, answered by the child."""
+    def request(self, request: dict) -> dict:
+        """One live request (a call or an expression), answered by the child: its answer."""
         if self.final is not None or not self.loaded:
             raise _Dead()
         expected_index = len(self.answers)
-        request = {"call": fn, "args": _codec.encode(list(args))}
-        if kwargs:
-            request["kwargs"] = _codec.encode(kwargs)
         self._write(json.dumps(request, separators=(",", ":")).encode() + b"\n")
         self._pump(lambda: len(self.answers) > expected_index)
         if len(self.answers) <= expected_index:
             raise _Dead()
-        return _call_result(self.answers[expected_index], args)
+        return self.answers[expected_index]
+
+    def call(self, fn: str, args: tuple, kwargs: dict) -> Any:
+        """One live call of the program's ``fn``, answered by the child."""
+        request = {"call": fn, "args": _codec.encode(list(args))}
+        if kwargs:
+            request["kwargs"] = _codec.encode(kwargs)
+        return _call_result(self.request(request), args)
 
     def proxy(self, fn: str):
         """A stand-in for the program's ``fn`` on the trusted side: each call is a live call."""
@@ -617,13 +646,19 @@ class _JobSession:
     def run_check(self, test: TestCase, start: int, stop: int, live: bool) -> TestOutcome:
         """Run a trusted ``check(candidate)`` whose candidate calls are answered by the child:
         from the prefetched answers [start, stop) while the calls follow the prefetched sequence
-        exactly, then live (when ``live``); a call that leaves the sequence early means a rerun."""
+        exactly, then live (when ``live``). Calls that leave the sequence mean a rerun, and so does
+        a passing check that is not the last test and left prefetched calls unused (the child made
+        calls Python would not have, before the later tests).
+
+        The sandbox's own signals (rerun, child gone, unusable answer) are remembered where they
+        are raised: a check's bare ``except:`` may swallow them, but they still decide."""
         namespace: dict[str, Any] = {"__name__": "__check__"}
         exec(_compiled_check(test.setup, test.source), namespace)
         expected = [call_key(args) for args in plan_check(test.source, test.fn)][:stop - start]
         cursor = 0
+        raised: list[BaseException] = []
 
-        def candidate(*args, **kwargs):
+        def answer(*args, **kwargs):
             nonlocal cursor
             if cursor < len(expected):
                 if kwargs or call_key(args) != expected[cursor]:
@@ -637,16 +672,29 @@ class _JobSession:
                 raise _NeedsInteraction()
             return self.call(test.fn, args, kwargs)
 
+        def candidate(*args, **kwargs):
+            try:
+                return answer(*args, **kwargs)
+            except (_NeedsInteraction, _Dead, _CandidateError) as err:
+                raised.append(err)
+                raise
+
         namespace[test.fn] = candidate  # the check may call the entry point by name too
         try:
             namespace["check"](candidate)
-        except _Dead:
-            return TestOutcome(False, self.process_status() or "runtime_error", self.load_error or "program ended")
-        except _CandidateError as err:
-            return TestOutcome(False, err.status, err.message)
+            outcome = TestOutcome(True, "passed")
+        except (_NeedsInteraction, _Dead, _CandidateError):
+            outcome = None
         except Exception as err:  # noqa: BLE001 - an assertion, or the program's own exception
-            return _failed(err, "check failed")
-        return TestOutcome(True, "passed")
+            outcome = _failed(err, "check failed")
+        unused = cursor < len(expected) and not live and outcome is not None and outcome.passed
+        if unused or any(isinstance(err, _NeedsInteraction) for err in raised):
+            raise _NeedsInteraction()  # (unused: later tests would meet state Python never made)
+        for err in raised:
+            if isinstance(err, _Dead):
+                return TestOutcome(False, self.process_status() or "runtime_error", self.load_error or "program ended")
+            return TestOutcome(False, err.status, err.message)
+        return outcome
 
     def process_status(self) -> str | None:
         final = self.final or {}
@@ -739,18 +787,22 @@ def _failed(err: BaseException, what: str) -> TestOutcome:
 
 
 class _Results:
-    """``__r`` of an assert predicate: answer i is decoded when the predicate reaches it, so that
-    short-circuiting (``f(1) == 1 or g(2) == 2``) behaves as in plain Python. A program function
-    used as a value (``map(is_prime, xs)``) becomes a proxy whose calls are made live."""
+    """``__r`` of an assert predicate: answer i is fetched (sequential runs) and decoded when the
+    predicate first reaches it, once. A program function used as a value (``map(is_prime, xs)``)
+    becomes a proxy whose calls are made live."""
 
-    def __init__(self, answers: list[dict], plan: AssertPlan, session: _JobSession):
+    def __init__(self, answers, plan: AssertPlan, session: _JobSession):
         self.answers, self.plan, self.session = answers, plan, session
+        self.values: dict[int, Any] = {}
 
     def __getitem__(self, index: int) -> Any:
-        answer = self.answers[index]
-        if answer.get("ok") is True and answer.get("callable") is True:
-            return self.session.proxy(self.plan.calls[index])
-        return _answer_value(answer)
+        if index not in self.values:
+            answer = self.answers[index]
+            if answer.get("ok") is True and answer.get("callable") is True:
+                self.values[index] = self.session.proxy(self.plan.calls[index])
+            else:
+                self.values[index] = _answer_value(answer)
+        return self.values[index]
 
 
 @lru_cache(maxsize=1024)
@@ -758,13 +810,13 @@ def _compiled_check(setup: str, source: str):
     return compile(setup + "\n\n" + source, "<check>", "exec")
 
 
-def _judge(test: TestCase, start: int, stop: int, session: _JobSession, plan: AssertPlan | None) -> TestOutcome:
-    """Decide a call, assert or stdio test from the child's answers [start, stop)."""
+def _judge(test: TestCase, answers, session: _JobSession, plan: AssertPlan | None) -> TestOutcome:
+    """Decide a call, assert or stdio test from the child's answers (a list, or answers fetched
+    live; None when the child ended before answering)."""
     if not session.loaded:
         return TestOutcome(False, session.process_status() or "runtime_error", session.load_error)
-    if len(session.answers) < stop:
+    if answers is None:
         return TestOutcome(False, session.process_status() or "runtime_error", "program ended before answering")
-    answers = session.answers[start:stop]
     output = None
     try:
         if test.kind == "assert":

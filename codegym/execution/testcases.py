@@ -51,11 +51,11 @@ class LiteralTestError(ValueError):
 class AssertPlan:
     """An assert statement split into what the child computes and a trusted predicate.
 
-    ``calls`` are expressions the child evaluates up front (program calls whose arguments use no
-    name bound inside the assert, and program globals used as values); the predicate reads them
-    as ``__r[i]``. ``proxies`` are program functions called with names bound inside the assert
-    (``all(is_prime(p) for p in [2, 3])``): the predicate calls them once per iteration, and each
-    call is answered by the child, as a real call would be."""
+    ``calls`` are expressions the child evaluates (program calls that Python makes exactly once,
+    program globals used as values); the predicate reads them as ``__r[i]``, lazily. ``proxies``
+    are program functions called where Python may call them zero or many times, or with names
+    bound inside the assert (``all(is_prime(p) for p in [2, 3])``, ``f(1) or f(2)``): the
+    predicate calls them live, each time, as a real call would be."""
 
     calls: tuple[str, ...]
     predicate: Any  # a code object evaluating the assertion over ``__r`` and the proxies
@@ -87,6 +87,7 @@ class _SplitAssert(ast.NodeTransformer):
         self.trusted_names = _TRUSTED_NAMES - shadowed
         self.calls: list[str] = []
         self.proxies: set[str] = set()
+        self.deferred = False  # inside code Python may run zero or many times
 
     def _record(self, node: ast.expr) -> ast.AST:
         self.calls.append(ast.unparse(node))
@@ -101,11 +102,46 @@ class _SplitAssert(ast.NodeTransformer):
         return any(isinstance(n, ast.Name) and n.id not in self.trusted_names and n.id not in self.bound
                    for n in ast.walk(node))
 
+    def _visit_deferred(self, node: ast.AST) -> ast.AST:
+        saved, self.deferred = self.deferred, True
+        try:
+            return self.visit(node)
+        finally:
+            self.deferred = saved
+
+    def _comprehension(self, node: ast.AST) -> ast.AST:
+        # The first iterable runs once, where the comprehension stands; the rest once per item.
+        first = node.generators[0]
+        first.iter = self.visit(first.iter)
+        for part in ("elt", "key", "value"):
+            if hasattr(node, part):
+                setattr(node, part, self._visit_deferred(getattr(node, part)))
+        first.ifs = [self._visit_deferred(condition) for condition in first.ifs]
+        node.generators[1:] = [self._visit_deferred(gen) for gen in node.generators[1:]]
+        return node
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        node.body = self._visit_deferred(node.body)
+        return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        node.values = [self.visit(node.values[0])] + [self._visit_deferred(v) for v in node.values[1:]]
+        return node
+
+    def visit_IfExp(self, node: ast.IfExp) -> ast.AST:
+        node.test = self.visit(node.test)
+        node.body, node.orelse = self._visit_deferred(node.body), self._visit_deferred(node.orelse)
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
         if isinstance(node.func, ast.Attribute) and self._closed(node) and self._program_value(node.func.value):
             return self._record(node)  # Solution().twice(3), K.g(): the object never has to travel
         if isinstance(node.func, ast.Name) and node.func.id not in self.trusted_calls:
-            if self._closed(node):
+            # A call Python makes exactly once is computed up front; one it may skip or repeat
+            # (short-circuits, conditionals, comprehensions, lambdas) is made live, each time.
+            if self._closed(node) and not self.deferred:
                 return self._record(node)
             if node.func.id not in self.bound:
                 self.proxies.add(node.func.id)
