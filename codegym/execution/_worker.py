@@ -446,10 +446,9 @@ class Worker:
             raise EOFError
         self.sock.send(json.dumps(reply).encode())
         self.reset(slot)
-        if not overlap:
-            self.prepare(other)
-        elif not select.select([self.sock], [], [], 0.002)[0]:
-            self.prepare(slot)  # idle: get ready now rather than at the next spawn
+        # Fork the slot's next child now, while no job runs (so no job's threads can take pids in
+        # between) and while the trusted side reads the verdict.
+        self.prepare(slot if overlap else other)
 
     def reap_all(self) -> None:
         """Without seccomp a job may have forked: kill and reap everything left in our namespace."""

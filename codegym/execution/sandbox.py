@@ -374,7 +374,9 @@ class Sandbox:
                 requests.extend({"call": test.fn, "args": _codec.encode(list(args))}
                                 for args in plan_check(test.source, test.fn))
             slices.append((start, len(requests)))
-        job = {"program": program, "requests": requests, "interactive": kinds != {"stdio"},
+        # Live calls only come from checks (after their prefetched calls) and sequential runs; any
+        # other child answers up front and closes its pipes at once.
+        job = {"program": program, "requests": requests, "interactive": sequential or "check" in kinds,
                "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit}
         started = time.monotonic() if started is None else started
         worker = self._acquire()
