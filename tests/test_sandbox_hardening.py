@@ -494,6 +494,8 @@ def test_without_namespaces_the_fallback_still_runs_and_restricts():
         assert sandbox.run(numpy_program, ADD_TESTS).passed
         for probe in ("open('/etc/passwd').read()", "open(%r).read()" % os.path.abspath(__file__), "import torch"):
             assert not sandbox.run(probe + "\n" + ADD, ADD_TESTS).passed
+        writer = "def f():\n    open('x', 'w').write('1')\n    return open('x').read()  # %d\n"
+        assert all(sandbox.run(writer % i, [TestCase.call("f", [], "1")]).passed for i in range(4))  # fresh folders
 
 
 # -- found by the second attack review -----------------------------------------------------------

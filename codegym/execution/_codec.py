@@ -26,6 +26,8 @@ MAX_HASH_WORK = 4_000_000  # nodes hashed while checking one value; an honest 2 
 _SMALL_INT = 1 << 62
 
 MAX_ITEMS = 1_000_000  # items taken from an iterator the program returns
+# Argument types a call can change in place, which the caller sees (mirrored to the trusted side).
+MUTABLE_TYPES = (list, dict, set, bytearray)
 # Tags for containers and for the scalars JSON cannot carry exactly.
 _LIST, _TUPLE, _SET, _FROZENSET, _DICT = "L", "T", "S", "F", "D"
 _BYTES, _COMPLEX, _BIGINT, _FLOAT, _BYTEARRAY = "B", "C", "I", "X", "A"

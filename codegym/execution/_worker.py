@@ -41,7 +41,6 @@ import _isolation  # noqa: E402
 
 EXIT_OUTPUT_LIMIT = 120
 _NEUTRAL_PID = 1000  # pids of the worker's namespace restart here after every job
-_MUTABLE = (list, dict, set, bytearray)
 
 # ----------------------------------------------------------------------------------------------
 # The untrusted child: everything below ``_child_main`` runs after the restrictions apply.
@@ -143,9 +142,9 @@ def _run_one(index: int, request: dict, namespace: dict, code, output_limit: int
         if "call" in request:
             # What a real call would show the caller beyond the return value: arguments changed
             # in place, and a return value that *is* one of the arguments.
-            if any(isinstance(arg, _MUTABLE) for arg in args):
+            if any(isinstance(arg, _codec.MUTABLE_TYPES) for arg in args):
                 answer["args_after"] = _codec.encode(args)
-            same = [k for k, arg in enumerate(args) if arg is value and isinstance(arg, _MUTABLE)]
+            same = [k for k, arg in enumerate(args) if arg is value and isinstance(arg, _codec.MUTABLE_TYPES)]
             if same:
                 answer["returns_arg"] = same[0]
         return answer
@@ -195,9 +194,7 @@ def _warm_up() -> None:
     job = json.loads(_WARM_UP)
     namespace = {"__name__": "__codegym__", "__builtins__": __builtins__}
     exec(compile(job["program"], "<program>", "exec"), namespace)
-    request = job["requests"][0]
-    value = namespace[request["call"]](*_codec.from_wire(request["args"]))
-    json.dumps({"i": 0, "ok": True, "value": _codec.encode(value)}, separators=(",", ":"))
+    json.dumps(_run_one(0, job["requests"][0], namespace, None, 0), separators=(",", ":"))
 
 
 def _read_exact(fd: int, size: int) -> bytes:
@@ -252,10 +249,9 @@ def _child_main(cmd_fd: int, out_fd: int, stdio_fd: int, slot: _Slot, worker: Wo
 class _Slot:
     """A place for one child: its own view (or job directory) and, once forked, the child."""
 
-    def __init__(self, view: str | None, job_dir: str):
-        self.view, self.job_dir = view, job_dir
+    def __init__(self, view: str | None, job_dir: str, pid_base: int):
+        self.view, self.job_dir, self.pid_base = view, job_dir, pid_base
         self.mounted = False
-        self.pid_base = 0
         self.ruleset: _isolation.LandlockRuleset | None = None
         self.child: tuple[int, list[int]] | None = None
 
@@ -287,10 +283,8 @@ class Worker:
         self.jobs_root = "" if protections.view else _isolation.make_private_dir("codegym-jobs-")
         if self.jobs_root:
             os.chmod(self.jobs_root, 0o711)
-        self.slots = [_Slot(view, "/tmp" if view else os.path.join(self.jobs_root, str(k)))
+        self.slots = [_Slot(view, "/tmp" if view else os.path.join(self.jobs_root, str(k)), _NEUTRAL_PID + 1000 * (k + 1))
                       for k, view in enumerate(views)]
-        for k, slot in enumerate(self.slots):
-            slot.pid_base = _NEUTRAL_PID + 1000 * (k + 1)
         self.pid_counter = protections.pid_namespace and _isolation.set_last_pid(_NEUTRAL_PID)
         if protections.pid_namespace and not self.pid_counter:
             protections.notes.append("ns_last_pid not writable: a job's pids count earlier jobs' threads")
@@ -342,29 +336,29 @@ class Worker:
         self.turn = 0
 
     # -- per job -------------------------------------------------------------------------------
-    def setup(self, slot: _Slot) -> None:
-        """The slot's Landlock ruleset, built once. With a view it covers the view's root: reads
-        are further limited to what the view holds, and writes by its read-only mounts to the job's
-        tmpfs (a rule on the tmpfs itself would have to be rebuilt with every fresh tmpfs)."""
-        if slot.view is not None:
-            readable, writable, listable = [], [slot.view], ()
-        else:
-            readable, writable, listable = self.read_paths, [slot.job_dir, "/dev/null"], tuple(self.sys_path)
-        if self.landlock:
-            slot.ruleset = _isolation.LandlockRuleset.build(readable, writable, listable)
-
     def reset(self, slot: _Slot) -> None:
-        """A fresh, empty working directory for the slot's next child: a new tmpfs (whatever the
-        last job left, files, a tree thousands deep, modes, xattrs, times, is gone in O(1))."""
+        """A fresh, empty working directory for the slot's next child, with its Landlock ruleset.
+
+        With a view: a new tmpfs (whatever the last job left, files, a tree thousands deep,
+        modes, xattrs, times, is gone in O(1)); the ruleset, built once, covers the view's root:
+        reads are limited to what the view holds, and writes by its read-only mounts to the job's
+        tmpfs. Without one: a new folder, and a new ruleset, since a rule names a folder's inode."""
         if slot.view is not None:
             _isolation.mount_job_dir(slot.view, self.limits["disk_mb"], self.job_uid or os.geteuid(), slot.mounted)
             slot.mounted = True
+            if self.landlock and slot.ruleset is None:
+                slot.ruleset = _isolation.LandlockRuleset.build([], [slot.view])
             return
         if os.path.lexists(slot.job_dir):
             _isolation.remove_tree(slot.job_dir)
         os.mkdir(slot.job_dir, 0o700)
         if self.job_uid is not None:
             os.chown(slot.job_dir, self.job_uid, self.job_uid)
+        if slot.ruleset is not None:
+            os.close(slot.ruleset.fd)
+        if self.landlock:
+            slot.ruleset = _isolation.LandlockRuleset.build(self.read_paths, [slot.job_dir, "/dev/null"],
+                                                            tuple(self.sys_path))
 
     def prepare(self, slot: _Slot) -> None:
         """Fork the slot's child now, so that a job's latency does not include fork and setup."""
@@ -393,11 +387,6 @@ class Worker:
         slot, other = self.slots[self.turn], self.slots[1 - self.turn]
         self.turn = 1 - self.turn
         overlap = self.seccomp is not None
-        if overlap and other.child is None:
-            # Replace the child used last time now, while no job runs: a running job's threads
-            # would take pids between our reset of the counter and the fork, and the next job
-            # would see how many.
-            self.prepare(other)
         pid, fds = slot.child
         slot.child = None
         started = time.monotonic()
@@ -446,8 +435,9 @@ class Worker:
             raise EOFError
         self.sock.send(json.dumps(reply).encode())
         self.reset(slot)
-        # Fork the slot's next child now, while no job runs (so no job's threads can take pids in
-        # between) and while the trusted side reads the verdict.
+        # Fork the slot's next child now, while no job runs (a running job's threads would take pids
+        # between our reset of the counter and the fork, and the next job would see how many) and
+        # while the trusted side reads the verdict.
         self.prepare(slot if overlap else other)
 
     def reap_all(self) -> None:
@@ -467,7 +457,6 @@ class Worker:
         self.sock = sock
         for slot in self.slots:
             self.reset(slot)
-            self.setup(slot)
         for slot in self.slots if self.seccomp is not None else self.slots[:1]:
             self.prepare(slot)
         while True:

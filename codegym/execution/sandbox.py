@@ -753,9 +753,6 @@ def _answer_value(answer: dict) -> Any:
         raise _CandidateError("runtime_error", "undecodable result: %s" % err) from err
 
 
-_MUTABLE = (list, dict, set, bytearray)
-
-
 def _call_result(answer: dict, args: tuple) -> Any:
     """A call's value as the caller would see it: arguments changed in place by the program are
     changed here too, and a returned argument is that very object."""
@@ -765,9 +762,11 @@ def _call_result(answer: dict, args: tuple) -> Any:
         except _codec.DecodeError as err:
             raise _CandidateError("runtime_error", "undecodable arguments: %s" % err) from err
         for mine, theirs in zip(args, after):
-            if isinstance(mine, _MUTABLE) and type(theirs) is type(mine) and not isinstance(mine, dict | set):
+            if type(theirs) is not type(mine):
+                continue
+            if isinstance(mine, (list, bytearray)):
                 mine[:] = theirs
-            elif isinstance(mine, dict | set) and type(theirs) is type(mine):
+            elif isinstance(mine, (dict, set)):
                 mine.clear()
                 mine.update(theirs)
     value = _answer_value(answer)

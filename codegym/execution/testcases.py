@@ -62,7 +62,7 @@ class AssertPlan:
     proxies: tuple[str, ...] = ()
 
 
-_TRUSTED_NAMES = _TRUSTED_CALLABLES | {"math", "sys", "True", "False", "None", "__r"}
+_TRUSTED_NAMES = _TRUSTED_CALLABLES | set(TRUSTED_MODULES) | {"True", "False", "None", "__r"}
 
 
 def _bound_names(tree: ast.AST) -> set[str]:
