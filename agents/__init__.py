@@ -36,7 +36,10 @@ def agent_class(name: str) -> type:
             return entry.load()
     if ":" in name:
         module, _, attribute = name.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ValueError("cannot load agent %r: %s" % (name, error)) from None
     raise ValueError("unknown agent %r; known: %s (or module:Class)" % (name, ", ".join(sorted(REGISTRY))))
 
 

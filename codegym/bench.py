@@ -1,14 +1,21 @@
 """``codegym bench``: search agents compared at equal compute, scored on hidden tests only.
 
 Each (problem, agent, budget, seed) item is solved once, then its final program is judged once
-through :func:`codegym.evaluate_submission`. Rows stream to ``results.jsonl`` as they finish
+by the dataset's :class:`codegym.Judge`, which only this module holds: agents get an environment of
+public problems. Every option is validated (agents, environment, policy, data, problem ids) before
+a model loads or anything is written to ``out``. Rows stream to ``results.jsonl`` as they finish
 (flushed and fsync'ed); re-running the same command skips finished items, so a ``kill -9`` loses
 at most the items in flight (one per slot or Ray actor) and no row is ever written twice.
 
 Metrics per (agent, budget):
-  * pass@1: fraction of items whose final program passes the hidden tests;
-  * pass@k (sampling agents): unbiased estimator 1 - C(n-c, k)/C(n, k) over the item's distinct
-    candidate programs (judged after the agent committed, for this metric only);
+  * pass@1: fraction of items (problem x seed) whose committed program passes the hidden tests;
+  * pass@k (k > 1): the chance that at least one of k independent runs (seeds) of the agent on a
+    problem passes, by the unbiased estimator 1 - C(n-c, k)/C(n, k) over the problem's n seeds
+    (c passing), averaged over problems; reported only when every problem has at least k seeds.
+    One definition for every agent: a run's answer is its committed program, never a candidate;
+  * any_candidate: fraction of items where some verified candidate program (up to
+    ``max_candidates_judged``, judged after the agent committed) passes: an oracle selector's
+    ceiling, showing how much a better selector could gain;
   * ASPR (O1-CODER's average sampling pass rate, our exact definition): for every item whose final
     program passes, keep its reasoning prefix (all steps before translate), sample ``aspr_samples``
     translate steps from it at temperature ``aspr_temperature``, and take the fraction that pass;
@@ -43,6 +50,7 @@ class BenchConfig:
     env: str = "CodeGym/Starter-v0"
     data_path: str | None = None
     split: str | None = None
+    on_error: str = "raise"  # a malformed record: "raise" or "skip" (counted in summary["setup"])
     agents: list[str] = field(default_factory=lambda: ["greedy", "mcts"])
     policy: str = "smollm2"
     template: str = "pseudocode"
@@ -121,11 +129,10 @@ def run_metadata() -> dict:
             "git_commit": commit, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: float, seed: int) -> float | None:
+def aspr_for(problem, steps: list, policy, judge, samples: int, temperature: float, seed: int) -> float | None:
     """Fraction of ``samples`` translate steps, sampled from the reasoning prefix, that pass."""
     from codegym.envs import render_problem
     from codegym.envs.steps import format_trajectory, parse_step
-    from codegym.judge import evaluate_submission
 
     trajectory = format_trajectory([(kind, text) for kind, text in steps if kind != "translate"])
     proposals = policy.propose_many([(render_problem(problem), trajectory, "translate", problem.kind == "stdio")],
@@ -136,12 +143,58 @@ def aspr_for(problem, steps: list, policy, sandbox, samples: int, temperature: f
             code = parse_step(proposal.action).text
         except ValueError:
             continue
-        passed += evaluate_submission(problem, code, sandbox).passed
+        passed += judge.evaluate(problem, code).passed
     return passed / samples
+
+
+def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
+    """Validate every option and load the data: the benchmark's problems (public), their judge and
+    the count of skipped records.
+    Raises a one-line ValueError (or FileNotFoundError) before any model loads or file is written."""
+    from agents import agent_class
+    from codegym.envs import env_dataset
+    from codegym.llm import check_spec
+    from codegym.prompts import load_template
+
+    if not config.agents:
+        raise ValueError("no agents given")
+    for name in config.agents:
+        agent_class(name)
+    stray = sorted(set(config.agent_options) - set(config.agents))
+    if stray:
+        raise ValueError("agent options for agents not in the run: %s" % ", ".join(stray))
+    if backend is None:
+        check_spec(config.policy)
+    load_template(config.template)
+    for name, values in (("budget_tokens", config.budget_tokens), ("seeds", config.seeds)):
+        if not values:
+            raise ValueError("%s is empty" % name)
+    if min(config.budget_tokens) < 1 or (config.budget_calls is not None and config.budget_calls < 1):
+        raise ValueError("budgets must be positive")
+    if config.pass_at_k and min(config.pass_at_k) < 1:
+        raise ValueError("pass@k needs k >= 1")
+    if config.parallel < 1 or (config.limit is not None and config.limit < 1):
+        raise ValueError("parallel and limit must be at least 1")
+    options = {k: v for k, v in {"data_path": config.data_path, "split": config.split,
+                                 "on_error": config.on_error}.items() if v is not None}
+    dataset = env_dataset(config.env, **options)
+    problems = dataset.problems
+    if config.problems:
+        known = {p.id for p in problems}
+        unknown = [pid for pid in config.problems if pid not in known]
+        if unknown:
+            raise ValueError("unknown problem ids in %s: %s" % (config.env, ", ".join(unknown)))
+        wanted = set(config.problems)
+        problems = [p for p in problems if p.id in wanted]
+    problems = problems[: config.limit] if config.limit else problems
+    if not problems:
+        raise ValueError("no problems to run in %s" % config.env)
+    return problems, dataset.judge(), len(dataset.skipped)
 
 
 def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
     """Run (or resume) a benchmark; ``backend`` overrides ``config.policy`` (tests pass a scripted one)."""
+    problems, judge, skipped = prepare(config, backend)
     out = Path(config.out)
     (out / "trees").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"config": asdict(config), "run": run_metadata()}, indent=2))
@@ -149,11 +202,6 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
     _repair_tail(results)
     done = {item_key(row) for row in read_rows(results)}
 
-    problems = _make_env(config).unwrapped.problems
-    if config.problems:
-        wanted = set(config.problems)
-        problems = [p for p in problems if p.id in wanted]
-    problems = problems[: config.limit] if config.limit else problems
     # problem-major order: a run stopped early has complete (agent x budget) rows for its first problems
     items = [(p.id, agent, budget, seed) for seed in config.seeds for p in problems
              for budget in config.budget_tokens for agent in config.agents]
@@ -170,50 +218,49 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
                 bar.update(1)
 
         if config.ray:
-            _run_on_ray(config, todo, backend, record)
+            _run_on_ray(config, todo, backend, problems, judge, record)
         else:
-            _run_in_slots(config, todo, backend, record)
+            _run_in_slots(config, todo, backend, problems, judge, record)
         bar.close()
     wanted_keys = set(items)
     rows = [row for row in read_rows(results) if item_key(row) in wanted_keys]
     summary = summarise(rows, config.pass_at_k)
+    policy = config.policy if backend is None else getattr(backend, "model_id", None) or type(backend).__name__
+    summary["setup"] = {"env": config.env, "split": config.split, "policy": policy, "problems": len(problems),
+                        "seeds": len(config.seeds), "budget_unit": "generated tokens per problem",
+                        "skipped_records": skipped}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_summary(summary, out / "pass_at_1.png")
     return summary
 
 
-def _make_env(config: BenchConfig):
-    import gymnasium as gym
-
-    import codegym  # noqa: F401 - registers the environments
-
-    env_kwargs = {k: v for k, v in {"data_path": config.data_path, "split": config.split}.items() if v is not None}
-    return gym.make(config.env, **env_kwargs)
-
-
 class ItemSolver:
-    """Solves and judges benchmark items with one environment and one policy (a slot or a Ray worker)."""
+    """Solves and judges benchmark items with one environment and one policy (a slot or a Ray
+    worker). The agent gets the environment (public problems); the judge stays here."""
 
-    def __init__(self, config: BenchConfig, backend):
+    def __init__(self, config: BenchConfig, backend, problems: list, judge):
+        import gymnasium as gym
+
+        import codegym  # noqa: F401 - registers the environments
         from codegym.policy import StepPolicy
 
-        self.config, self.env = config, _make_env(config)
-        self.problems = {p.id: p for p in self.env.unwrapped.problems}
+        self.config, self.judge = config, judge
+        self.env = gym.make(config.env, problems=problems)
+        self.problems = {p.id: p for p in problems}
         self.policy = StepPolicy(backend, config.template)
 
     def solve(self, item: tuple) -> tuple[dict, str | None]:
         """The item's result row, and its search tree as JSON (None without a tree)."""
         from agents import make_agent
         from agents.base import Budget
-        from codegym.judge import evaluate_submission
 
         problem_id, agent_name, budget, seed = item
-        config, problem, sandbox = self.config, self.problems[problem_id], self.env.unwrapped.sandbox
+        config, problem, judge = self.config, self.problems[problem_id], self.judge
         agent = make_agent(agent_name, self.policy, **{"seed": seed, **config.agent_options.get(agent_name, {})})
         started = time.time()
         solution = agent.solve(self.env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
         wall = time.time() - started
-        verdict = evaluate_submission(problem, solution.code, sandbox) if solution.code else None
+        verdict = judge.evaluate(problem, solution.code) if solution.code else None
         row = {"problem_id": problem.id, "agent": agent_name, "budget": budget, "seed": seed,
                "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
                "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
@@ -223,9 +270,9 @@ class ItemSolver:
                "within_budget": solution.usage.generated_tokens <= budget}
         distinct = list(dict.fromkeys(c for c in solution.candidates if c))[: config.max_candidates_judged]
         if len(distinct) > 1:
-            row["candidates_passed"] = [evaluate_submission(problem, c, sandbox).passed for c in distinct]
+            row["candidates_passed"] = [r.passed for r in judge.evaluate_many([(problem, c) for c in distinct])]
         if row["passed"] and config.aspr_samples:
-            row["aspr"] = aspr_for(problem, solution.trajectory, self.policy, sandbox, config.aspr_samples,
+            row["aspr"] = aspr_for(problem, solution.trajectory, self.policy, judge, config.aspr_samples,
                                    config.aspr_temperature, seed)
         if solution.tree is None:
             return row, None
@@ -240,7 +287,7 @@ def _backend(config: BenchConfig, backend):
     return backend or load(config.policy, cache=config.cache)
 
 
-def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, record) -> None:
+def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, problems: list, judge, record) -> None:
     """``config.parallel`` items at a time, one per thread, their generate calls merged in
     lockstep (slot i takes items i, i + parallel, ...: the schedule never depends on timing)."""
     from codegym.llm.batching import LockstepBatcher
@@ -250,7 +297,7 @@ def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, record) -> No
 
     def work(slot: int) -> None:
         with batcher.client(slot) as client:
-            solver = ItemSolver(config, client)
+            solver = ItemSolver(config, client, problems, judge)
             for item in todo[slot::slots]:
                 record(*solver.solve(item))
 
@@ -262,14 +309,14 @@ def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, record) -> No
 class _RayWorker:
     """A Ray actor: loads the environment and policy once, then solves the items it is sent."""
 
-    def __init__(self, config: BenchConfig, backend):
-        self.solver = ItemSolver(config, _backend(config, backend))
+    def __init__(self, config: BenchConfig, backend, problems: list, judge):
+        self.solver = ItemSolver(config, _backend(config, backend), problems, judge)
 
     def solve(self, item: tuple) -> tuple[dict, str | None]:
         return self.solver.solve(item)
 
 
-def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, record) -> None:
+def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, problems: list, judge, record) -> None:
     """Spread items over a Ray cluster (``config.ray``: an address, ``auto``, or ``local`` to start
     one here), one actor per CPU unless ``config.ray_actors`` gives a count; each actor keeps
     one item in flight and rows are recorded here as they finish."""
@@ -285,7 +332,7 @@ def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, record) -> None
     try:
         count = config.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker = ray.remote(num_cpus=1)(_RayWorker)
-        actors = [worker.remote(config, backend) for _ in range(min(count, len(todo)))]
+        actors = [worker.remote(config, backend, problems, judge) for _ in range(min(count, len(todo)))]
         queue, in_flight = list(reversed(todo)), {}
         for actor in actors:
             in_flight[actor.solve.remote(queue.pop())] = actor
@@ -306,14 +353,21 @@ def summarise(rows: list[dict], ks: list[int]) -> dict:
         groups[(row["agent"], int(row["budget"]))].append(row)
     table = []
     for (agent, budget), members in sorted(groups.items()):
-        entry = {"agent": agent, "budget": budget, "items": len(members),
+        by_problem: dict[str, list[bool]] = defaultdict(list)
+        for r in members:
+            by_problem[r["problem_id"]].append(bool(r["passed"]))
+        entry = {"agent": agent, "budget": budget, "items": len(members), "problems": len(by_problem),
                  "pass@1": sum(r["passed"] for r in members) / len(members)}
         for k in ks:
             if k == 1:
                 continue
-            estimates = [pass_at_k(len(r["candidates_passed"]), sum(r["candidates_passed"]), k)
-                         for r in members if len(r.get("candidates_passed", [])) >= k]
-            entry["pass@%d" % k] = sum(estimates) / len(estimates) if estimates else None
+            runs = [len(passes) for passes in by_problem.values()]
+            entry["pass@%d" % k] = (sum(pass_at_k(len(p), sum(p), k) for p in by_problem.values()) / len(by_problem)
+                                    if min(runs) >= k else None)
+        judged = [r for r in members if r.get("candidates_passed")]
+        entry["any_candidate"] = (sum(any(r["candidates_passed"]) or r["passed"] for r in judged) / len(judged)
+                                  if judged else None)
+        entry["any_candidate_items"] = len(judged)
         asprs = [r["aspr"] for r in members if r.get("aspr") is not None]
         entry["aspr"] = sum(asprs) / len(asprs) if asprs else None
         entry["aspr_items"] = len(asprs)
@@ -327,16 +381,31 @@ def summarise(rows: list[dict], ks: list[int]) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    header = "%-10s %7s %6s %7s %7s %7s %9s %6s %8s %7s" % ("agent", "budget", "items", "pass@1", "pass@5",
-                                                        "ASPR", "tokens", "calls", "sandbox", "wall_s")
+    """The summary as a text table, with a legend saying what each rate is computed over."""
+    ks = sorted({key for e in summary["table"] for key in e if key.startswith("pass@") and key != "pass@1"},
+                key=lambda key: int(key[5:]))
+    shown = [k for k in ks if any(e.get(k) is not None for e in summary["table"])]
+    header = "%-10s %7s %6s %7s " % ("agent", "budget", "items", "pass@1") + "".join("%7s " % k for k in shown)
+    header += "%7s %4s %9s %6s %8s %7s" % ("ASPR", "n", "tokens", "calls", "sandbox", "wall_s")
     lines = [header, "-" * len(header)]
-    for e in summary["table"]:
-        def fmt(value):
-            return "%7.3f" % value if value is not None else "%7s" % "-"
 
-        lines.append("%-10s %7d %6d %s %s %s %9.0f %6.1f %8.1f %7.1f" % (
-            e["agent"], e["budget"], e["items"], fmt(e["pass@1"]), fmt(e.get("pass@5")), fmt(e["aspr"]),
-            e["mean_generated_tokens"], e["mean_llm_calls"], e["mean_sandbox_runs"], e["mean_wall_s"]))
+    def fmt(value):
+        return "%7.3f" % value if value is not None else "%7s" % "-"
+
+    for e in summary["table"]:
+        lines.append("%-10s %7d %6d %s " % (e["agent"], e["budget"], e["items"], fmt(e["pass@1"]))
+                     + "".join(fmt(e[k]) + " " for k in shown)
+                     + "%s %4d %9.0f %6.1f %8.1f %7.1f" % (fmt(e["aspr"]), e["aspr_items"], e["mean_generated_tokens"],
+                                                           e["mean_llm_calls"], e["mean_sandbox_runs"],
+                                                           e["mean_wall_s"]))
+    setup = summary.get("setup", {})
+    lines += ["", "items: problems x seeds%s; pass@1: fraction of items whose committed program passes the hidden "
+              "tests." % (" (%d x %d)" % (setup["problems"], setup["seeds"]) if setup else ""),
+              "pass@k: chance that one of k seeds' committed programs passes (unbiased, over problems; shown only "
+              "with at least k seeds).",
+              "ASPR: over the n solved items, the fraction of translate steps resampled from the solution's "
+              "reasoning that pass.",
+              "tokens, calls, sandbox, wall_s: means per item (budget unit: generated tokens per problem)."]
     return "\n".join(lines)
 
 
@@ -351,6 +420,11 @@ def plot_summary(summary: dict, path: Path) -> None:
     for agent in agents:
         points = sorted((e["budget"], e["pass@1"]) for e in summary["table"] if e["agent"] == agent)
         ax.plot([b for b, _ in points], [p for _, p in points], marker="o", label=agent)
+    setup = summary.get("setup")
+    if setup:
+        ax.set_title("%s%s, %s: %d problems x %d seeds" % (setup["env"], " (%s)" % setup["split"] if setup["split"]
+                                                           else "", setup["policy"], setup["problems"], setup["seeds"]),
+                     fontsize=9)
     ax.set_xlabel("budget (generated tokens per problem)")
     ax.set_ylabel("pass@1 (hidden tests)")
     ax.set_ylim(-0.02, 1.02)

@@ -1,12 +1,25 @@
-"""The judging call: hidden tests score a final submission, and nothing else reaches them."""
+"""The one door to hidden tests.
+
+A dataset yields public :class:`~codegym.datasets.Problem`'s and an
+:class:`~codegym.datasets.AnswerKey` per problem; only a :class:`Judge` holds the keys.
+Environments, agents, selectors and the TCG receive problems, never a judge, so no attribute,
+item or closure reachable from them leads to a hidden test (``tests/test_hidden_reachability.py``
+walks them to check). The benchmark is the judge's one user: it scores each committed answer once.
+
+What this does not cover: code in the same Python process can still find a judge through ``gc``
+or by walking stack frames; an agent that does so is cheating on purpose, not by accident.
+Run untrusted agents in their own process (``codegym bench --ray``) to close that too.
+"""
 
 from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Mapping, Sequence
 
-from .datasets import Problem
-from .execution import RunResult, Sandbox
+from .datasets import AnswerKey, Problem
+from .datasets.problem import with_setup
+from .execution import RunResult, Sandbox, TestCase
 
 _shared: Sandbox | None = None
 _shared_lock = threading.Lock()
@@ -22,14 +35,54 @@ def shared_sandbox() -> Sandbox:
         return _shared
 
 
-def run_tests(problem: Problem, code: str, tests: list, sandbox: Sandbox | None = None) -> RunResult:
+def run_tests(problem: Problem, code: str, tests: Sequence[TestCase], sandbox: Sandbox | None = None) -> RunResult:
     """Run ``code`` (with the problem's trusted test setup) against ``tests``."""
     return (sandbox or shared_sandbox()).run(problem.program_for_tests(code), tests)
 
 
-def evaluate_submission(problem: Problem, code: str, sandbox: Sandbox | None = None) -> RunResult:
-    """Score a final program on the problem's hidden tests. Call it once per committed answer;
-    its outcome must never feed back into search or training on the same problem."""
-    if not problem.hidden_tests:
-        raise ValueError("problem %s has no hidden tests" % problem.id)
-    return run_tests(problem, code, problem.hidden_tests, sandbox)
+class Judge:
+    """Scores final programs on hidden tests; holds the answer keys and hands out none.
+
+    Verdicts never enter the sandbox's result cache, which environments share. Call
+    :meth:`evaluate` once per committed answer: its outcome must never feed back into search
+    or training on the same problem."""
+
+    def __init__(self, answer_keys: Mapping[str, AnswerKey], sandbox: Sandbox | None = None):
+        self._keys = dict(answer_keys)
+        self.sandbox = sandbox
+
+    def __contains__(self, problem_id: object) -> bool:
+        return problem_id in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return "Judge(%d problems)" % len(self._keys)
+
+    def _key(self, problem: Problem | str) -> AnswerKey:
+        problem_id = problem.id if isinstance(problem, Problem) else str(problem)
+        try:
+            return self._keys[problem_id]
+        except KeyError:
+            raise KeyError("the judge has no answer key for problem %r" % problem_id) from None
+
+    def evaluate(self, problem: Problem | str, code: str) -> RunResult:
+        """The verdict of ``code`` on the problem's hidden tests."""
+        key = self._key(problem)
+        return (self.sandbox or shared_sandbox()).run(with_setup(code, key.test_setup), key.hidden_tests, cache=False)
+
+    def evaluate_many(self, items: Sequence[tuple[Problem | str, str]]) -> list[RunResult]:
+        """Verdicts for many (problem, code) pairs, run in parallel, in order."""
+        keys = [self._key(problem) for problem, _ in items]
+        runs = [(with_setup(code, key.test_setup), key.hidden_tests) for key, (_, code) in zip(keys, items)]
+        return (self.sandbox or shared_sandbox()).run_batch(runs, cache=False)
+
+    def hidden_test_count(self, problem: Problem | str) -> int:
+        return len(self._key(problem).hidden_tests)
+
+    def reference(self, problem: Problem | str) -> str | None:
+        """The problem's first reference solution, for dataset tools that score the TCG or check
+        an environment (None if the dataset has none). Never give it to an agent."""
+        references = self._key(problem).reference_solutions
+        return references[0] if references else None

@@ -3,12 +3,11 @@
     python examples/scripted_episode.py
 """
 
-import gymnasium as gym
-
 import codegym
 from codegym import format_step
 
-env = gym.make("CodeGym/Starter-v0", render_mode="ansi")
+# The environment gets public problems only; the judge, kept apart, holds the hidden tests.
+env, judge = codegym.make_with_judge("CodeGym/Starter-v0", render_mode="ansi")
 obs, info = env.reset(options={"problem_id": "starter/fizzbuzz"})
 print(obs["problem"], "\n")
 
@@ -29,5 +28,5 @@ for action in steps:
     print("%-9s reward=%.2f terminated=%s" % (info["step_kind"], reward, terminated))
 
 print("\nreward tests: %s, passed %d/%d" % (info["reward_tests"], info["tests_passed"], info["tests_total"]))
-hidden = codegym.evaluate_submission(env.unwrapped.problem, info["code"])
+hidden = judge.evaluate(info["problem_id"], info["code"])
 print("hidden tests (judging call): passed=%s (%d tests)" % (hidden.passed, len(hidden.tests)))

@@ -117,7 +117,7 @@ def test_best_of_n_picks_the_passing_candidate(env):
 
 
 def _problem():
-    return Problem(id="sq", statement="square", entry_point="f", hidden_tests=[TestCase.call("f", [9], 81)],
+    return Problem(id="sq", statement="square", entry_point="f",
                    public_tests=[TestCase.call("f", [2], 4)],
                    generated_tests=[TestCase.call("f", [3], 9), TestCase.call("f", [4], 16)])
 
@@ -140,14 +140,21 @@ def test_pass_at_k_and_summary_by_hand():
         pass_at_k(1, 1, 2)
     base = {"agent": "a", "budget": 10, "generated_tokens": 5, "prompt_tokens": 1, "llm_calls": 1, "sandbox_runs": 1,
             "wall_s": 1.0, "actions": 2, "invalid_actions": 0, "within_budget": True}
-    rows = [dict(base, passed=True, aspr=0.5, candidates_passed=[True, False, False, False, False]),
-            dict(base, passed=False, invalid_actions=1, candidates_passed=[False] * 5),
-            dict(base, passed=True, aspr=1.0)]
-    (entry,) = summarise(rows, [1, 5])["table"]
-    assert entry["pass@1"] == pytest.approx(2 / 3)
-    assert entry["pass@5"] == pytest.approx(0.5)  # (1.0 + 0.0) / 2 items with >= 5 candidates
+    # two problems x three seeds: p passes with seeds 0 and 2, q never
+    rows = [dict(base, problem_id="p", seed=0, passed=True, aspr=0.5, candidates_passed=[True, False]),
+            dict(base, problem_id="p", seed=1, passed=False, invalid_actions=1, candidates_passed=[False, False]),
+            dict(base, problem_id="p", seed=2, passed=True, aspr=1.0),
+            dict(base, problem_id="q", seed=0, passed=False, candidates_passed=[False, True]),
+            dict(base, problem_id="q", seed=1, passed=False),
+            dict(base, problem_id="q", seed=2, passed=False)]
+    (entry,) = summarise(rows, [1, 2, 5])["table"]
+    assert entry["items"] == 6 and entry["problems"] == 2
+    assert entry["pass@1"] == pytest.approx(2 / 6)
+    assert entry["pass@2"] == pytest.approx((pass_at_k(3, 2, 2) + 0.0) / 2)  # = (1 + 0) / 2
+    assert entry["pass@5"] is None  # three seeds cannot estimate pass@5
+    assert entry["any_candidate"] == pytest.approx(2 / 3)  # of the 3 items with judged candidates
     assert entry["aspr"] == pytest.approx(0.75) and entry["aspr_items"] == 2
-    assert entry["invalid_action_rate"] == pytest.approx(1 / 6)
+    assert entry["invalid_action_rate"] == pytest.approx(1 / 12)
 
 
 def test_bench_resumes_without_duplicates(tmp_path):

@@ -11,19 +11,24 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import codegym
-from codegym import Problem, TestCase, evaluate_submission, format_step
+from codegym import Judge, Problem, TestCase, format_step
+from codegym.datasets import problem_to_record, split_problem
 from codegym.envs import ENV_IDS
 
 SECRET = "HIDDEN-TEST-CANARY-9f3e"
 
 
-def _problem() -> Problem:
-    return Problem(
+def _problem_and_key():
+    return split_problem(
         id="canary", statement="Return the string given, followed by '!'.", entry_point="shout",
         signature="def shout(s: str) -> str",
         public_tests=[TestCase.call("shout", ["hi"], "hi!"), TestCase.call("shout", ["a"], "a!")],
         hidden_tests=[TestCase.call("shout", [SECRET], SECRET + "!")],
         reference_solutions=["def shout(s):\n    return s + '!'\n"])
+
+
+def _problem() -> Problem:
+    return _problem_and_key()[0]
 
 
 GOOD = "def shout(s):\n    return s + '!'\n"
@@ -101,7 +106,7 @@ def test_truncate_on_invalid_and_at_step_limit(sandbox):
     assert truncated and not terminated
 
 
-def test_hidden_tests_unreachable_through_obs_info_state(env):
+def test_hidden_tests_unreachable_through_obs_info_state(env, sandbox):
     seen = []
     obs, info = env.reset(seed=0)
     seen += [obs, info, env.unwrapped.get_state(), env.unwrapped.render()]
@@ -109,15 +114,29 @@ def test_hidden_tests_unreachable_through_obs_info_state(env):
         obs, reward, terminated, truncated, info = env.step(action)
         seen += [obs, info, env.unwrapped.get_state()]
     assert SECRET not in repr(seen) and SECRET not in str(pickle.dumps(seen))
-    # the judging call is where hidden tests live
-    assert evaluate_submission(env.unwrapped.problem, GOOD).passed
-    assert not evaluate_submission(env.unwrapped.problem, HALF).passed
+    # the judge, which the environment never holds, is where hidden tests live
+    problem, key = _problem_and_key()
+    judge = Judge({problem.id: key}, sandbox)
+    assert judge.evaluate(env.unwrapped.problem, GOOD).passed
+    assert not judge.evaluate("canary", HALF).passed
+    # and its verdicts never enter the result cache that environments share
+    hits = sandbox.cache_hits
+    assert not judge.evaluate("canary", HALF).cached and sandbox.cache_hits == hits
+    sandbox.run(HALF, key.hidden_tests)
+    assert sandbox.run(HALF, key.hidden_tests).cached
 
 
-def test_analysis_flag_exposes_hidden_verdict_only_when_asked(sandbox):
-    env = codegym.CodeReasoningEnv(problems=[_problem()], sandbox=sandbox, analysis_expose_hidden_results=True)
+def test_reward_tests_all_only_on_training_problems(sandbox):
+    with pytest.raises(ValueError, match="split marked for training"):
+        codegym.CodeReasoningEnv(problems=[_problem()], sandbox=sandbox, reward_tests="all")
+    problem, _ = split_problem(id="t", statement="shout", entry_point="shout", training=True,
+                               public_tests=[TestCase.call("shout", ["hi"], "hi!")],
+                               hidden_tests=[TestCase.call("shout", ["x"], "x!"), TestCase.call("shout", ["y"], "y!")])
+    env = codegym.CodeReasoningEnv(problems=[problem], sandbox=sandbox, reward_tests="all")
     *_, info = _play(env, format_step("define", "x"), format_step("translate", HALF))
-    assert info["analysis_hidden_passed"] is False
+    assert info["tests_total"] == 2 and info["tests_passed"] == 0
+    with pytest.raises(ValueError, match="training problems only"):
+        Problem(id="e", statement="s", all_tests=[TestCase.call("f", [], 1)])
 
 
 def test_state_round_trip_restores_episode_exactly(env):
@@ -161,8 +180,7 @@ def test_seeded_reset_and_named_problem():
 
 
 def test_real_unicode_statement_fits_observation_space():
-    problem = Problem(id="u", statement="Größte Zahl → 中文 ✓\n\tΣ", entry_point="f",
-                      hidden_tests=[TestCase.call("f", [], 1)])
+    problem = Problem(id="u", statement="Größte Zahl → 中文 ✓\n\tΣ", entry_point="f")
     env = codegym.CodeReasoningEnv(problems=[problem])
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
@@ -175,7 +193,9 @@ def test_check_env_for_every_registered_id(env_id, mbpp_dir, tmp_path):
         kwargs = {"data_path": str(mbpp_dir), "split": "validation"}
     if env_id == "CodeGym/Custom-v0":
         path = tmp_path / "one.jsonl"
-        path.write_text(json.dumps(codegym.load_dataset("starter").problems[0].to_record()) + "\n")
+        starter = codegym.load_dataset("starter")
+        first = starter.problems[0]
+        path.write_text(json.dumps(problem_to_record(first, starter.answer_keys[first.id])) + "\n")
         kwargs = {"data_path": str(path)}
     check_env(gym.make(env_id, **kwargs).unwrapped, skip_render_check=False)
     check_env(gym.make("codegym:" + env_id, **kwargs).unwrapped)

@@ -6,7 +6,8 @@ import pytest
 
 import codegym
 import codegym.llm
-from codegym import Problem, TestCase
+from codegym import TestCase
+from codegym.datasets import split_problem
 from codegym.envs import render_problem
 from codegym.envs.steps import parse_step
 from codegym.llm.scripted import ScriptedBackend
@@ -24,8 +25,8 @@ def test_bundled_templates_load():
 
 @pytest.mark.parametrize("chat", [True, False])
 def test_prompt_holds_public_view_only(chat):
-    problem = Problem(id="p", statement="Return x + 1.", entry_point="inc", public_tests=[TestCase.call("inc", [1], 2)],
-                      hidden_tests=[TestCase.call("inc", [SECRET], SECRET)])
+    problem, _ = split_problem(id="p", statement="Return x + 1.", entry_point="inc",
+                               public_tests=[TestCase.call("inc", [1], 2)], hidden_tests=[TestCase.call("inc", [SECRET], SECRET)])
     backend = ScriptedBackend(["1. add one"])
     policy = StepPolicy(backend, "pseudocode", chat=chat)
     (proposal,) = policy.propose_many([(render_problem(problem), "", "define", False)])[0]

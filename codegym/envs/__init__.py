@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import gymnasium as gym
 
 from .code_env import CodeReasoningEnv, render_problem
 from .steps import STEP_KINDS, Step, StepParseError, extract_code, format_step, format_trajectory, parse_step
+
+if TYPE_CHECKING:
+    from ..datasets import Dataset
+    from ..execution import Sandbox
+    from ..judge import Judge
 
 ENV_IDS = {
     "CodeGym/Starter-v0": {"dataset": "starter"},
@@ -22,6 +29,39 @@ def register_envs() -> None:
                          disable_env_checker=False)
 
 
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registration of ``env_id``; an unknown id is a one-line ValueError naming the known ones."""
+    register_envs()
+    if env_id not in gym.registry:
+        known = sorted(name for name in gym.registry if name.startswith("CodeGym/"))
+        raise ValueError("unknown env id %r; registered codegym ids: %s" % (env_id, ", ".join(known)))
+    return gym.spec(env_id)
+
+
+_DATASET_OPTIONS = ("data_path", "split", "on_error", "training")
+
+
+def env_dataset(env_id: str, **options: Any) -> Dataset:
+    """The dataset behind a registered environment, loaded with gym.make's dataset options
+    (``data_path``, ``split``, ``on_error``, ``training``)."""
+    from ..datasets import load_dataset
+
+    settings = {**env_spec(env_id).kwargs, **options}
+    unknown = sorted(set(options) - set(_DATASET_OPTIONS))
+    if unknown:
+        raise ValueError("not a dataset option: %s" % ", ".join(unknown))
+    return load_dataset(settings.get("dataset", "starter"), **{k: settings[k] for k in _DATASET_OPTIONS if k in settings})
+
+
+def make_with_judge(env_id: str, sandbox: Sandbox | None = None, **kwargs: Any) -> tuple[gym.Env, Judge]:
+    """``gym.make(env_id, **kwargs)`` and, apart from it, the judge of its problems' final answers:
+    the dataset loads once, the environment gets its public problems, the judge its answer keys.
+    Give the environment to agents and keep the judge."""
+    dataset = env_dataset(env_id, **{k: kwargs.pop(k) for k in _DATASET_OPTIONS if k in kwargs})
+    env = gym.make(env_id, problems=dataset.problems, sandbox=sandbox, **kwargs)
+    return env, dataset.judge(sandbox)
+
+
 __all__ = ["ENV_IDS", "STEP_KINDS", "CodeReasoningEnv", "Step", "StepParseError", "extract_code", "format_step",
-           "format_trajectory",
-           "parse_step", "register_envs", "render_problem"]
+           "env_dataset", "env_spec", "format_trajectory", "make_with_judge", "parse_step", "register_envs",
+           "render_problem"]

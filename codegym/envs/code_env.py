@@ -15,14 +15,15 @@ from gymnasium import spaces
 
 from ..datasets import Dataset, Problem, load_dataset
 from ..execution import Sandbox
-from ..judge import evaluate_submission, run_tests
+from ..judge import run_tests
 from ..rewards import RewardConfig, aggregate_reward, terminal_reward
 from .steps import STEP_KINDS, Step, StepParseError, format_trajectory, parse_step
 
 if TYPE_CHECKING:
     from ..prm import ProcessRewardModel
 
-RewardTests = Literal["public", "public+generated", "generated"]
+RewardTests = Literal["public", "public+generated", "generated", "all"]
+REWARD_TESTS = ("public", "public+generated", "generated", "all")
 MAX_PROBLEM_CHARS = 32_768
 
 
@@ -87,7 +88,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
 
     ## Rewards
     At translate: ``R = alpha * compiled + (1 - alpha) * pass_fraction`` on the reward tests
-    (public, public+generated or generated; **never hidden**), or the binary variant with
+    (public, public+generated, generated, or all on a training split; **never hidden**), or the binary variant with
     ``tau_pass``/``tau_fail``. Earlier steps get the process reward of ``prm`` (0 without one).
     With ``aggregate=True`` earlier steps get 0 and the final reward is
     ``phi = alpha(t) R + (1 - alpha(t)) (1/m) sum_j gamma^j r_j``. See :mod:`codegym.rewards`.
@@ -101,34 +102,42 @@ class CodeReasoningEnv(gym.Env[dict, str]):
     were taken without one, or at the first invalid action when ``on_invalid="truncate"``.
 
     ## Arguments
-    ``dataset`` (id for :func:`codegym.datasets.load_dataset`) with ``data_path``/``split``, or
-    ``problems`` (a list or Dataset); ``max_refine`` (3); ``max_steps`` (8); ``max_step_chars``
-    (4000); ``reward_tests`` ("public"); reward options of :class:`RewardConfig` (``alpha``,
+    ``dataset`` (id for :func:`codegym.datasets.load_dataset`) with ``data_path``/``split``/
+    ``on_error`` ("raise" or "skip")/``training``, or ``problems`` (a list of public problems:
+    ``dataset.problems``, never the Dataset, which holds the answer keys); ``max_refine`` (3);
+    ``max_steps`` (8); ``max_step_chars`` (4000);
+    ``reward_tests`` ("public"; "all", the split's full test list, only where every problem comes
+    from a split marked for training); reward options of :class:`RewardConfig` (``alpha``,
     ``reward_mode``, ``tau_pass``, ``tau_fail``, ``invalid_penalty``, ``aggregate``, ``gamma``);
-    ``on_invalid`` ("continue" or "truncate"); ``prm``; ``sandbox``; ``timeout_s`` (per program);
-    ``render_mode`` ("ansi"); ``analysis_expose_hidden_results`` (False: see below);
+    ``on_invalid`` ("continue" or "truncate"); ``prm``; ``sandbox``; ``render_mode`` ("ansi");
     ``generated_tests`` (a file written by ``codegym tcg generate``, loaded into each problem).
 
-    Hidden tests never appear in observations, ``info`` or ``get_state()``; they are run only by
-    :func:`codegym.evaluate_submission`. ``analysis_expose_hidden_results=True`` adds the hidden
-    verdict to the final ``info`` for offline analysis and must never be used for search or training.
+    The environment holds public problems only: hidden tests are not in observations, ``info``
+    or ``get_state()``, nor reachable from the environment at all. A :class:`codegym.Judge`
+    (``load_dataset(...).judge()``) scores final answers, outside the episode.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, dataset: str = "starter", data_path: str | os.PathLike | None = None,
-                 split: str | None = None, problems: Sequence[Problem] | Dataset | None = None,
+                 split: str | None = None, problems: Sequence[Problem] | None = None,
                  max_refine: int = 3, max_steps: int = 8, max_step_chars: int = 4000,
                  reward_tests: RewardTests = "public", alpha: float = 0.0,
                  reward_mode: Literal["continuous", "binary"] = "continuous", tau_pass: float = 1.0,
                  tau_fail: float = 0.0, invalid_penalty: float = -0.1, aggregate: bool = False,
                  gamma: float = 0.9, on_invalid: Literal["continue", "truncate"] = "continue",
                  prm: ProcessRewardModel | None = None, sandbox: Sandbox | None = None,
-                 render_mode: str | None = None, analysis_expose_hidden_results: bool = False,
-                 generated_tests: str | os.PathLike | None = None):
+                 render_mode: str | None = None, generated_tests: str | os.PathLike | None = None,
+                 on_error: Literal["raise", "skip"] = "raise", training: bool | None = None):
+        if isinstance(problems, Dataset):
+            # gym.make keeps its kwargs in env.spec, where an agent would find the answer keys
+            raise TypeError("pass problems=dataset.problems, not the Dataset: it holds the answer keys")
         if problems is None:
-            problems = load_dataset(dataset, data_path=data_path, split=split).problems
+            problems = load_dataset(dataset, data_path=data_path, split=split, on_error=on_error,
+                                    training=training).problems
         self.problems: list[Problem] = list(problems)
+        if not all(isinstance(p, Problem) for p in self.problems):
+            raise TypeError("problems must be codegym Problem objects")
         if generated_tests is not None:
             from ..tcg.store import with_generated_tests
 
@@ -138,8 +147,13 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         self._by_id = {p.id: p for p in self.problems}
         if max_refine < 0 or max_steps < 2:
             raise ValueError("need max_refine >= 0 and max_steps >= 2")
-        if reward_tests not in ("public", "public+generated", "generated"):
-            raise ValueError("reward_tests must be 'public', 'public+generated' or 'generated'")
+        if reward_tests not in REWARD_TESTS:
+            raise ValueError("reward_tests must be one of %s" % ", ".join(map(repr, REWARD_TESTS)))
+        if reward_tests == "all":
+            evaluation = [p.id for p in self.problems if not p.training]
+            if evaluation:
+                raise ValueError("reward_tests='all' needs problems from a split marked for training; %d are not "
+                                 "(first: %s)" % (len(evaluation), evaluation[0]))
         if on_invalid not in ("continue", "truncate"):
             raise ValueError("on_invalid must be 'continue' or 'truncate'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -149,7 +163,6 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         self.reward_config = RewardConfig(alpha=alpha, mode=reward_mode, tau_pass=tau_pass, tau_fail=tau_fail,
                                           invalid_penalty=invalid_penalty, aggregate=aggregate, gamma=gamma)
         self.prm, self.sandbox, self.render_mode = prm, sandbox, render_mode
-        self.analysis_expose_hidden_results = analysis_expose_hidden_results
         self.training_step = 0  # t in the aggregated reward's alpha(t); trainers advance it
         self._trajectory_chars = max_steps * (max_step_chars + 16)
         self.action_space = UnicodeText(max_length=max_step_chars, min_length=1)
@@ -233,6 +246,8 @@ class CodeReasoningEnv(gym.Env[dict, str]):
             return list(problem.public_tests)
         if self.reward_tests == "generated":
             return list(problem.generated_tests)
+        if self.reward_tests == "all":
+            return list(problem.all_tests)
         return list(problem.public_tests) + list(problem.generated_tests)
 
     def _finish(self, code: str, info: dict[str, Any]) -> float:
@@ -250,10 +265,6 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         info["terminal_reward"] = reward
         if self.reward_config.aggregate:
             reward = aggregate_reward(reward, self.process_rewards, self.training_step, self.reward_config)
-        if self.analysis_expose_hidden_results:
-            hidden = evaluate_submission(self.problem, code, self.sandbox)
-            info["analysis_hidden_passed"] = hidden.passed
-            info["analysis_hidden_pass_fraction"] = hidden.pass_fraction
         return reward
 
     # -- observation, rendering, state -----------------------------------------------------------------

@@ -15,10 +15,36 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import Backend, Capabilities, Completion, GenerationOutput, GenerationRequest, Message, Usage
 from .cache import GenerationCache, cache_dir
 
 DEFAULT_POLICY = "smollm2"
+
+
+POLICY_KINDS = ("hf", "ct2", "torch", "vllm", "openai")
+
+
+def check_spec(spec: str) -> tuple[str, str]:
+    """Validate a policy spec without loading anything; returns (kind, target). Raises a
+    one-line ValueError, or FileNotFoundError for a ``ct2:`` folder that does not exist."""
+    from .embedded import EMBEDDED_NAMES
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError("a policy spec is a non-empty string such as 'smollm2' or 'hf:PATH'")
+    if spec.lower() in EMBEDDED_NAMES:
+        return "embedded", ""
+    kind, _, target = spec.partition(":")
+    kind = kind.lower()
+    if kind not in POLICY_KINDS or not target:
+        raise ValueError("unknown policy spec %r: use smollm2, hf:PATH, torch:PATH, vllm:PATH, ct2:PATH or "
+                         "openai:URL#MODEL" % spec)
+    if kind == "openai" and not target.startswith(("http://", "https://")):
+        raise ValueError("openai spec is openai:http(s)://HOST:PORT[/v1]#MODEL, got %r" % spec)
+    if kind == "ct2" and not os.path.isdir(target):
+        raise FileNotFoundError("policy %r: no CTranslate2 model folder at %s" % (spec, target))
+    return kind, target
 
 
 def load(spec: str = DEFAULT_POLICY, cache: bool | str | GenerationCache = False, **options) -> Backend:
@@ -26,13 +52,10 @@ def load(spec: str = DEFAULT_POLICY, cache: bool | str | GenerationCache = False
     (or pass a path or a :class:`GenerationCache`)."""
     from .embedded import EMBEDDED_NAMES, load_embedded, prepare_embedded
 
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError("a policy spec is a non-empty string such as 'smollm2' or 'hf:PATH'")
+    kind, target = check_spec(spec)
     store = cache if isinstance(cache, GenerationCache) else GenerationCache(cache) if isinstance(cache, str) else (
         GenerationCache() if cache else None)
-    kind, _, target = spec.partition(":")
-    kind = kind.lower()
-    if spec.lower() in EMBEDDED_NAMES:
+    if kind == "embedded":
         return load_embedded(cache=store, **options)
     if kind == "hf":
         from .hf import TransformersBackend
@@ -56,15 +79,11 @@ def load(spec: str = DEFAULT_POLICY, cache: bool | str | GenerationCache = False
         from .vllm_backend import VLLMBackend
 
         return VLLMBackend(target, cache=store, **options)
-    if kind == "openai":
-        from .http import OpenAIBackend
+    from .http import OpenAIBackend
 
-        url, _, model = target.partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("openai spec is openai:http(s)://HOST:PORT[/v1]#MODEL, got %r" % spec)
-        return OpenAIBackend(url, model, cache=store, **options)
-    raise ValueError("unknown policy spec %r: use smollm2, hf:PATH, torch:PATH, vllm:PATH, ct2:PATH or openai:URL#MODEL" % spec)
+    url, _, model = target.partition("#")
+    return OpenAIBackend(url, model, cache=store, **options)
 
 
 __all__ = ["DEFAULT_POLICY", "Backend", "Capabilities", "Completion", "GenerationCache", "GenerationOutput",
-           "GenerationRequest", "Message", "Usage", "cache_dir", "load"]
+           "GenerationRequest", "Message", "POLICY_KINDS", "Usage", "cache_dir", "check_spec", "load"]

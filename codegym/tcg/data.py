@@ -23,10 +23,10 @@ def _assert_line(test: TestCase) -> str:
 
 
 def reference_pairs(problem: Problem, limit: int = 8) -> list[TestCase]:
-    """Known-correct (input, output) pairs: the dataset's call tests, and its asserts of the form
-    ``assert f(literals) == literal`` (MBPP's)."""
+    """Known-correct (input, output) pairs of a training problem: its call tests, and its asserts of
+    the form ``assert f(literals) == literal`` (MBPP's). An evaluation problem gives only its public ones."""
     seen, tests = set(), []
-    for test in problem.public_tests + problem.hidden_tests:
+    for test in problem.public_tests + problem.all_tests:
         if test.kind == "assert":
             test = _parse_assert(test.source, problem.entry_point)
         if test is not None and test.kind == "call" and repr(test.args) not in seen:
@@ -45,10 +45,11 @@ def _completion(tests: list[TestCase], expected: list) -> list[dict]:
 
 
 def sft_rows(problems: list[Problem]) -> list[dict]:
+    """Rows from the training problems among ``problems`` (evaluation problems give none)."""
     rows = []
     for problem in problems:
         tests = reference_pairs(problem)
-        if problem.kind == "function" and tests:
+        if problem.training and problem.kind == "function" and tests:
             rows.append({"prompt": _prompt(problem, len(tests)),
                          "completion": _completion(tests, [t.expected for t in tests])})
     return rows
@@ -71,7 +72,7 @@ def dpo_rows(problems: list[Problem], seed: int = 0) -> list[dict]:
     rows = []
     for problem in problems:
         tests = reference_pairs(problem)
-        if problem.kind != "function" or not tests:
+        if not problem.training or problem.kind != "function" or not tests:
             continue
         correct = [t.expected for t in tests]
         wrong = correct[1:] + correct[:1] if len(tests) > 1 else [_perturb(correct[0])]

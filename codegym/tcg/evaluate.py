@@ -6,7 +6,7 @@
 * ``distinct_inputs``: mean number of distinct inputs per problem;
 * ``discrimination``: of the known-wrong programs (simple mutants of the reference that fail the
   problem's dataset tests), the fraction that the reference-labelled generated tests reject.
-  Mutants are labelled wrong by the dataset's hidden tests; this is scoring, never training.
+  References and hidden tests come from the judge: this is scoring, never training.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..datasets import Problem
 from ..execution import Sandbox
+from ..judge import Judge
 from .generator import FilterReport, LLMTestCaseGenerator, label_with_reference
 
 _SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
@@ -64,8 +65,11 @@ class TCGEvaluation:
     report: dict
 
 
-def evaluate_generator(generator: LLMTestCaseGenerator, problems: list[Problem], sandbox: Sandbox) -> TCGEvaluation:
-    problems = [p for p in problems if p.kind == "function" and p.reference_solutions]
+def evaluate_generator(generator: LLMTestCaseGenerator, problems: list[Problem], judge: Judge,
+                       sandbox: Sandbox) -> TCGEvaluation:
+    """Score the generator on ``problems`` (those with a reference in ``judge``); the proposed
+    tests run in ``sandbox``, the mutants' hidden verdicts in the judge's."""
+    problems = [p for p in problems if p.kind == "function" and judge.reference(p)]
     total = FilterReport()
     model_pairs = model_passed = 0
     distinct = []
@@ -73,13 +77,14 @@ def evaluate_generator(generator: LLMTestCaseGenerator, problems: list[Problem],
     for problem, (proposed, report) in zip(problems, generator.propose(problems)):
         total.add(report)
         distinct.append(len(proposed))
+        reference = judge.reference(problem)
         if proposed:
-            result = sandbox.run(problem.program_for_tests(problem.reference_solutions[0]), proposed)
+            result = sandbox.run(problem.program_for_tests(reference), proposed)
             model_pairs += len(proposed)
             model_passed += sum(t.passed for t in result.tests)
-        labelled = label_with_reference(problem, proposed, sandbox, FilterReport(proposed=len(proposed)))
-        for mutant in mutants(problem.reference_solutions[0]):
-            if sandbox.run(problem.program_for_tests(mutant), problem.hidden_tests).passed:
+        labelled = label_with_reference(problem, proposed, sandbox, FilterReport(proposed=len(proposed)), reference)
+        for mutant in mutants(reference):
+            if judge.evaluate(problem, mutant).passed:
                 continue  # equivalent to the reference on the dataset's tests
             wrong += 1
             if labelled and not sandbox.run(problem.program_for_tests(mutant), labelled).passed:

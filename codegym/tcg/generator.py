@@ -124,11 +124,12 @@ def _outputs(sandbox: Sandbox, problem: Problem, program: str, tests: list[TestC
 
 
 def label_with_reference(problem: Problem, tests: list[TestCase], sandbox: Sandbox,
-                         report: FilterReport) -> list[TestCase]:
-    """Expected values from the reference solution, run twice (non-deterministic inputs dropped)."""
+                         report: FilterReport, reference: str | None = None) -> list[TestCase]:
+    """Expected values from the reference solution (the training problem's own, or ``reference``
+    from a judge when scoring the TCG), run twice (non-deterministic inputs dropped)."""
     if not tests:
         return []
-    reference = problem.reference_solutions[0]
+    reference = reference or problem.reference_solutions[0]
     first = _outputs(sandbox, problem, reference, tests)
     second = _outputs(sandbox, problem, reference + "\n# second run\n", tests)
     labelled = []

@@ -18,9 +18,11 @@ class TCGTrainConfig:
     """What to train and how (shared by SFT and DPO)."""
 
     model: str = "smollm2"  # a transformers path/id, or "smollm2" for the embedded weights
-    dataset: str = "starter"
-    data_path: str | None = None
-    split: str | None = None
+    dataset: str = "mbpp"
+    data_path: str | None = None  # MBPP: the split folder, or CODEGYM_MBPP_PATH
+    split: str | None = None  # MBPP: "train" when not given
+    training: bool | None = None  # True marks a split that is not a training split for training
+    on_error: str = "raise"  # a malformed record: "raise" or "skip"
     out: str = "results/tcg-sft"
     max_steps: int = 60
     batch_size: int = 4
@@ -41,9 +43,17 @@ def _model_path(name: str) -> str:
 
 
 def _problems(config: TCGTrainConfig):
+    """The training problems: only a split marked for training has the references that label rows."""
     from ..datasets import load_dataset
 
-    return load_dataset(config.dataset, data_path=config.data_path, split=config.split).problems
+    split = config.split or ("train" if config.dataset.lower().startswith("mbpp") else None)
+    dataset = load_dataset(config.dataset, data_path=config.data_path, split=split, training=config.training,
+                           on_error=config.on_error)
+    problems = [p for p in dataset.problems if p.training]
+    if not problems:
+        raise ValueError("%s is not a training split: train on one (e.g. mbpp --split train), or pass training=True "
+                         "(--mark-training) to train on it anyway" % dataset.name)
+    return problems
 
 
 def _last_checkpoint(out: Path) -> str | None:
@@ -90,17 +100,26 @@ def _prepare(config: TCGTrainConfig) -> tuple[Path, str]:
     return out, _model_path(config.model)
 
 
+def _training_packages() -> None:
+    import importlib.util
+
+    missing = [name for name in ("datasets", "trl") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError("TCG training needs %s: pip install 'codegym[train]'" % " and ".join(missing))
+
+
 def train_sft(config: TCGTrainConfig) -> dict:
+    from .data import sft_rows
+
+    rows = sft_rows(_problems(config))
+    if not rows:
+        raise ValueError("no SFT rows: the dataset has no function problems with call tests")
+    _training_packages()
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from .data import sft_rows
-
     out, model_path = _prepare(config)
-    rows = sft_rows(_problems(config))
-    if not rows:
-        raise ValueError("no SFT rows: the dataset has no function problems with call tests")
     args = SFTConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
                      learning_rate=config.learning_rate, logging_steps=5, save_steps=max(10, config.max_steps // 3),
                      save_total_limit=2, report_to=[], seed=config.seed, use_cpu=not _cuda(), completion_only_loss=True,
@@ -112,16 +131,17 @@ def train_sft(config: TCGTrainConfig) -> dict:
 
 
 def train_dpo(config: TCGTrainConfig) -> dict:
+    from .data import dpo_rows
+
+    rows = dpo_rows(_problems(config), seed=config.seed)
+    if not rows:
+        raise ValueError("no DPO rows: the dataset has no function problems with call tests")
+    _training_packages()
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from .data import dpo_rows
-
     out, model_path = _prepare(config)
-    rows = dpo_rows(_problems(config), seed=config.seed)
-    if not rows:
-        raise ValueError("no DPO rows: the dataset has no function problems with call tests")
     args = DPOConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
                      learning_rate=config.learning_rate, beta=config.beta, logging_steps=5,
                      save_steps=max(10, config.max_steps // 3), save_total_limit=2, report_to=[], seed=config.seed,

@@ -1,0 +1,42 @@
+"""codegym: reasoning before coding (define -> refine -> translate) as a Gymnasium RL problem.
+
+Load problem sets, check environments, play episodes with a model, benchmark search agents at
+equal compute (hidden tests score the answers), and generate, score and train test case generators.
+One module per command group: data (datasets, env), play (solve, serve), bench (bench, demo,
+tree), tcg, sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import bench, data, play, sandbox, tcg
+from .common import HelpFormatter
+
+DESCRIPTION = __doc__.split("\n\n")[0] + """
+
+Start with `codegym demo` (greedy vs MCTS on the starter set with the embedded model), then
+`codegym bench --help`. Errors are one line on stderr, exit status 2."""
+GROUPS = (data, play, bench, tcg, sandbox)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codegym", description=DESCRIPTION, formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print("codegym: error: %s" % (err.args[0] if err.args else err), file=sys.stderr)
+        return 2
+
+
+__all__ = ["build_parser", "main"]
