@@ -13,9 +13,12 @@ Metrics per (agent, budget):
     problem passes, by the unbiased estimator 1 - C(n-c, k)/C(n, k) over the problem's n seeds
     (c passing), averaged over problems; reported only when every problem has at least k seeds.
     One definition for every agent: a run's answer is its committed program, never a candidate;
-  * any_candidate: fraction of items where some verified candidate program (up to
-    ``max_candidates_judged``, judged after the agent committed) passes: an oracle selector's
-    ceiling, showing how much a better selector could gain;
+  * pool_pass@k: the same estimator over an item's distinct verified candidate programs (up to
+    ``max_candidates_judged``, judged after the agent committed; items with at least k): what a
+    selector could gain. A search's pool holds its unfinished ideas too, so it can sit below pass@1;
+  * every rate carries a 95% interval over problems (Wilson; clustered bootstrap with several
+    seeds), and each pair of agents at a budget is compared on shared items: difference, paired
+    bootstrap interval, exact McNemar p-value, discordant counts (:mod:`codegym.stats`);
   * ASPR (O1-CODER's average sampling pass rate, our exact definition): for every item whose final
     program passes, keep its reasoning prefix (all steps before translate), sample ``aspr_samples``
     translate steps from it at temperature ``aspr_temperature``, and take the fraction that pass;
@@ -222,13 +225,17 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
         else:
             _run_in_slots(config, todo, backend, problems, judge, record)
         bar.close()
-    wanted_keys = set(items)
-    rows = [row for row in read_rows(results) if item_key(row) in wanted_keys]
-    summary = summarise(rows, config.pass_at_k)
     policy = config.policy if backend is None else getattr(backend, "model_id", None) or type(backend).__name__
-    summary["setup"] = {"env": config.env, "split": config.split, "policy": policy, "problems": len(problems),
-                        "seeds": len(config.seeds), "budget_unit": "generated tokens per problem",
-                        "skipped_records": skipped}
+    setup = {"env": config.env, "split": config.split, "policy": policy, "problems": len(problems),
+             "seeds": len(config.seeds), "budget_unit": "generated tokens per problem", "skipped_records": skipped}
+    return write_summary(out, set(items), config.pass_at_k, setup)
+
+
+def write_summary(out: Path, items: set[tuple], ks: list[int], setup: dict) -> dict:
+    """Summarise the rows of ``items`` in ``out/results.jsonl`` into ``summary.json`` and the plot."""
+    rows = [row for row in read_rows(out / "results.jsonl") if item_key(row) in items]
+    summary = summarise(rows, ks)
+    summary["setup"] = setup
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot_summary(summary, out / "pass_at_1.png")
     return summary
@@ -348,6 +355,10 @@ def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, problems: list,
 
 
 def summarise(rows: list[dict], ks: list[int]) -> dict:
+    """Per (agent, budget): rates with 95% intervals over problems, compute means; and, per budget,
+    every pair of agents compared on their shared items (see :mod:`codegym.stats`)."""
+    from codegym.stats import cluster_bootstrap_interval, paired_comparison, rate_interval
+
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["agent"], int(row["budget"]))].append(row)
@@ -357,54 +368,97 @@ def summarise(rows: list[dict], ks: list[int]) -> dict:
         for r in members:
             by_problem[r["problem_id"]].append(bool(r["passed"]))
         entry = {"agent": agent, "budget": budget, "items": len(members), "problems": len(by_problem),
-                 "pass@1": sum(r["passed"] for r in members) / len(members)}
+                 "pass@1": sum(r["passed"] for r in members) / len(members),
+                 "pass@1_ci": list(rate_interval(by_problem))}
         for k in ks:
             if k == 1:
                 continue
             runs = [len(passes) for passes in by_problem.values()]
             entry["pass@%d" % k] = (sum(pass_at_k(len(p), sum(p), k) for p in by_problem.values()) / len(by_problem)
                                     if min(runs) >= k else None)
-        judged = [r for r in members if r.get("candidates_passed")]
-        entry["any_candidate"] = (sum(any(r["candidates_passed"]) or r["passed"] for r in judged) / len(judged)
-                                  if judged else None)
-        entry["any_candidate_items"] = len(judged)
-        asprs = [r["aspr"] for r in members if r.get("aspr") is not None]
-        entry["aspr"] = sum(asprs) / len(asprs) if asprs else None
-        entry["aspr_items"] = len(asprs)
+            pools = [r["candidates_passed"] for r in members if len(r.get("candidates_passed") or []) >= k]
+            entry["pool_pass@%d" % k] = sum(pass_at_k(len(c), sum(c), k) for c in pools) / len(pools) if pools else None
+            entry["pool_pass@%d_items" % k] = len(pools)
+        asprs: dict[str, list[float]] = defaultdict(list)
+        for r in members:
+            if r.get("aspr") is not None:
+                asprs[r["problem_id"]].append(r["aspr"])
+        values = [v for group in asprs.values() for v in group]
+        entry["aspr"] = sum(values) / len(values) if values else None
+        entry["aspr_ci"] = list(cluster_bootstrap_interval(list(asprs.values()))) if values else None
+        entry["aspr_items"] = len(values)
         for name in ("generated_tokens", "prompt_tokens", "llm_calls", "sandbox_runs", "wall_s"):
             entry["mean_" + name] = sum(r[name] for r in members) / len(members)
         actions = sum(r["actions"] for r in members)
         entry["invalid_action_rate"] = sum(r["invalid_actions"] for r in members) / actions if actions else 0.0
         entry["all_within_budget"] = all(r["within_budget"] for r in members)
         table.append(entry)
-    return {"rows": len(rows), "table": table}
+    paired = []
+    for budget in sorted({b for _, b in groups}):
+        agents = sorted(a for a, b in groups if b == budget)
+        outcomes = {a: {(r["problem_id"], int(r["seed"])): bool(r["passed"]) for r in groups[(a, budget)]}
+                    for a in agents}
+        for i, first in enumerate(agents):
+            for second in agents[i + 1:]:
+                paired.append({"budget": budget, "a": first, "b": second,
+                               **paired_comparison(outcomes[first], outcomes[second])})
+    return {"rows": len(rows), "table": table, "paired": paired}
 
 
-def format_table(summary: dict) -> str:
-    """The summary as a text table, with a legend saying what each rate is computed over."""
-    ks = sorted({key for e in summary["table"] for key in e if key.startswith("pass@") and key != "pass@1"},
+def _columns(header: list[str], body: list[list[str]]) -> list[str]:
+    """Rows of text in columns as wide as their content (first column left-aligned)."""
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+
+    return [line(header), "-" * len(line(header))] + [line(row) for row in body]
+
+
+def _rate(value, interval=None) -> str:
+    if value is None:
+        return "-"
+    return "%.3f" % value + (" [%.2f,%.2f]" % tuple(interval) if interval else "")
+
+
+def format_table(summary: dict, baseline: str | None = None) -> str:
+    """The summary as text: one row per (agent, budget) with 95% intervals, the paired comparisons
+    (all pairs, or each agent against ``baseline``), and a legend of what each rate is over."""
+    table = summary["table"]
+    ks = sorted({key for e in table for key in e if key.startswith("pass@") and key[5:].isdigit() and key != "pass@1"},
                 key=lambda key: int(key[5:]))
-    shown = [k for k in ks if any(e.get(k) is not None for e in summary["table"])]
-    header = "%-10s %7s %6s %7s " % ("agent", "budget", "items", "pass@1") + "".join("%7s " % k for k in shown)
-    header += "%7s %4s %9s %6s %8s %7s" % ("ASPR", "n", "tokens", "calls", "sandbox", "wall_s")
-    lines = [header, "-" * len(header)]
-
-    def fmt(value):
-        return "%7.3f" % value if value is not None else "%7s" % "-"
-
-    for e in summary["table"]:
-        lines.append("%-10s %7d %6d %s " % (e["agent"], e["budget"], e["items"], fmt(e["pass@1"]))
-                     + "".join(fmt(e[k]) + " " for k in shown)
-                     + "%s %4d %9.0f %6.1f %8.1f %7.1f" % (fmt(e["aspr"]), e["aspr_items"], e["mean_generated_tokens"],
-                                                           e["mean_llm_calls"], e["mean_sandbox_runs"],
-                                                           e["mean_wall_s"]))
+    seeds_k = [k for k in ks if any(e.get(k) is not None for e in table)]
+    pool_k = [k for k in ks if any(e.get("pool_" + k) is not None for e in table)]
+    header = ["agent", "budget", "items", "pass@1 [95% CI]"] + seeds_k + ["pool_" + k for k in pool_k]
+    header += ["ASPR (n)", "tokens", "calls", "sandbox", "wall_s"]
+    body = []
+    for e in table:
+        body.append([e["agent"], str(e["budget"]), str(e["items"]), _rate(e["pass@1"], e.get("pass@1_ci"))]
+                    + [_rate(e[k]) for k in seeds_k] + [_rate(e["pool_" + k]) for k in pool_k]
+                    + ["%s (%d)" % (_rate(e["aspr"]), e["aspr_items"]), "%.0f" % e["mean_generated_tokens"],
+                       "%.1f" % e["mean_llm_calls"], "%.1f" % e["mean_sandbox_runs"], "%.1f" % e["mean_wall_s"]])
+    lines = _columns(header, body)
+    pairs = [p for p in summary.get("paired", []) if p.get("items")]
+    if baseline is not None:
+        known = {e["agent"] for e in table}
+        if baseline not in known:
+            raise ValueError("no agent %r in this run; agents: %s" % (baseline, ", ".join(sorted(known))))
+        pairs = [dict(p, a=p["b"], b=p["a"], diff=-p["diff"], diff_ci=[-p["diff_ci"][1], -p["diff_ci"][0]],
+                      a_only=p["b_only"], b_only=p["a_only"]) if p["a"] == baseline else p
+                 for p in pairs if baseline in (p["a"], p["b"])]
+    if pairs:
+        lines += ["", "paired on shared items (a - b; 95% CI clustered by problem; exact McNemar p):"]
+        lines += _columns(["budget", "a", "b", "items", "diff [95% CI]", "a only", "b only", "p"],
+                          [[str(p["budget"]), p["a"], p["b"], str(p["items"]),
+                            "%+.3f [%+.2f,%+.2f]" % (p["diff"], *p["diff_ci"]), str(p["a_only"]), str(p["b_only"]),
+                            "%.3g" % p["p_mcnemar"]] for p in pairs])
     setup = summary.get("setup", {})
-    lines += ["", "items: problems x seeds%s; pass@1: fraction of items whose committed program passes the hidden "
+    lines += ["", "items: problems x seeds%s; pass@1: share of items whose committed program passes the hidden "
               "tests." % (" (%d x %d)" % (setup["problems"], setup["seeds"]) if setup else ""),
-              "pass@k: chance that one of k seeds' committed programs passes (unbiased, over problems; shown only "
-              "with at least k seeds).",
-              "ASPR: over the n solved items, the fraction of translate steps resampled from the solution's "
-              "reasoning that pass.",
+              "pass@k: chance that one of k seeds' committed programs passes (shown with at least k seeds); "
+              "pool_pass@k: the same over an item's verified candidates (items with at least k).",
+              "ASPR: over the n solved items, the share of translate steps resampled from the solution's reasoning "
+              "that pass. A difference is a finding only where p < 0.05.",
               "tokens, calls, sandbox, wall_s: means per item (budget unit: generated tokens per problem)."]
     return "\n".join(lines)
 
@@ -417,17 +471,28 @@ def plot_summary(summary: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     agents = sorted({e["agent"] for e in summary["table"]})
-    for agent in agents:
-        points = sorted((e["budget"], e["pass@1"]) for e in summary["table"] if e["agent"] == agent)
-        ax.plot([b for b, _ in points], [p for _, p in points], marker="o", label=agent)
+    budgets = sorted({e["budget"] for e in summary["table"]})
+    for index, agent in enumerate(agents):
+        entries = sorted((e for e in summary["table"] if e["agent"] == agent), key=lambda e: e["budget"])
+        xs = [e["budget"] * (1 + 0.02 * (index - (len(agents) - 1) / 2)) for e in entries]  # side by side
+        ys = [e["pass@1"] for e in entries]
+        low = [max(0.0, e["pass@1"] - e.get("pass@1_ci", [e["pass@1"]] * 2)[0]) for e in entries]
+        high = [max(0.0, e.get("pass@1_ci", [e["pass@1"]] * 2)[1] - e["pass@1"]) for e in entries]
+        ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=agent)
+    if len(budgets) > 1:
+        ax.set_xscale("log")
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([str(b) for b in budgets])
+    ax.minorticks_off()
+    top = max([e.get("pass@1_ci", [0, e["pass@1"]])[1] for e in summary["table"]] + [0.05])
+    ax.set_ylim(-0.01, min(1.02, top * 1.15 + 0.02))
     setup = summary.get("setup")
     if setup:
         ax.set_title("%s%s, %s: %d problems x %d seeds" % (setup["env"], " (%s)" % setup["split"] if setup["split"]
                                                            else "", setup["policy"], setup["problems"], setup["seeds"]),
                      fontsize=9)
     ax.set_xlabel("budget (generated tokens per problem)")
-    ax.set_ylabel("pass@1 (hidden tests)")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("pass@1 on hidden tests (95% CI)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -152,7 +152,10 @@ def test_pass_at_k_and_summary_by_hand():
     assert entry["pass@1"] == pytest.approx(2 / 6)
     assert entry["pass@2"] == pytest.approx((pass_at_k(3, 2, 2) + 0.0) / 2)  # = (1 + 0) / 2
     assert entry["pass@5"] is None  # three seeds cannot estimate pass@5
-    assert entry["any_candidate"] == pytest.approx(2 / 3)  # of the 3 items with judged candidates
+    assert entry["pool_pass@2"] == pytest.approx(2 / 3) and entry["pool_pass@2_items"] == 3
+    assert entry["pool_pass@5"] is None
+    lo, hi = entry["pass@1_ci"]
+    assert 0.0 <= lo < 2 / 6 < hi <= 1.0
     assert entry["aspr"] == pytest.approx(0.75) and entry["aspr_items"] == 2
     assert entry["invalid_action_rate"] == pytest.approx(1 / 12)
 
@@ -241,3 +244,31 @@ def test_bench_slots_and_ray_give_the_sequential_results(tmp_path):
         assert _bench_rows(tmp_path, "ray", ray="local", ray_actors=2) == sequential
     finally:
         ray_pickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_error_bars_and_paired_tests_by_hand():
+    from codegym.stats import mcnemar_exact, paired_comparison, rate_interval, wilson_interval
+
+    # the brief's example: 4 solved against 2, none in common -> p = 44/64
+    assert mcnemar_exact(4, 2) == pytest.approx(0.6875) and mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(10, 0) == pytest.approx(2 / 1024)
+    lo, hi = wilson_interval(10, 90)
+    assert lo == pytest.approx(0.0614, abs=1e-3) and hi == pytest.approx(0.1925, abs=1e-3)
+    assert rate_interval({"p": [True], "q": [False]}) == wilson_interval(1, 2)
+    a = {("p%d" % i, 0): i < 4 for i in range(60)}
+    b = {("p%d" % i, 0): 4 <= i < 6 for i in range(60)}
+    result = paired_comparison(a, b)
+    assert (result["items"], result["a_only"], result["b_only"]) == (60, 4, 2)
+    assert result["diff"] == pytest.approx(2 / 60) and result["p_mcnemar"] == pytest.approx(0.6875)
+    assert result["diff_ci"][0] < 0 < result["diff_ci"][1]  # the interval holds zero: no finding
+    base = {"budget": 10, "generated_tokens": 5, "prompt_tokens": 1, "llm_calls": 1, "sandbox_runs": 1,
+            "wall_s": 1.0, "actions": 2, "invalid_actions": 0, "within_budget": True, "seed": 0}
+    rows = [dict(base, agent=agent, problem_id=problem, passed=outcome[(problem, 0)])
+            for agent, outcome in (("mcts", a), ("best-of-n", b)) for problem, _ in outcome]
+    summary = summarise(rows, [1])
+    (pair,) = summary["paired"]
+    assert (pair["a"], pair["b"], pair["a_only"], pair["b_only"]) == ("best-of-n", "mcts", 2, 4)
+    from codegym.bench import format_table
+
+    text = format_table(summary, baseline="best-of-n")
+    assert "mcts" in text and "+0.033" in text and "0.688" in text

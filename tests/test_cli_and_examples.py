@@ -70,6 +70,7 @@ def test_bad_input_gives_clear_error():
     (["--budget-tokens", "0"], "budgets must be positive"),
     (["--seeds", "a,b"], "comma-separated integers"),
     (["--split", "validation"], "applies to MBPP only"),
+    (["--baseline", "beam", "--agents", "greedy"], "is not one of --agents"),
 ])
 def test_bench_validates_before_loading_or_writing(tmp_path, args, message):
     out = tmp_path / "out"

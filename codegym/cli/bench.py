@@ -31,6 +31,8 @@ def register(sub) -> None:
                        help="spread items over a Ray cluster: an address, 'auto', or 'local' to start one here; "
                        "none: this process")
     bench.add_argument("--ray-actors", type=int, default=None, help="Ray actors; none: one per cluster CPU")
+    bench.add_argument("--baseline", default=None,
+                       help="print each agent's paired comparison against this agent; none: every pair")
     dataset_args(bench)
 
     demo = add_command(sub, "demo", _run_demo, "the main job: greedy vs MCTS on the starter set with the embedded "
@@ -67,11 +69,14 @@ def _run_bench(args: argparse.Namespace) -> int:
     from ..bench import format_table, run_bench
 
     config = _bench_config(args)
+    baseline = getattr(args, "baseline", None)
+    if baseline is not None and baseline not in config.agents:
+        raise ValueError("--baseline %r is not one of --agents (%s)" % (baseline, ", ".join(config.agents)))
     summary = run_bench(config)
     skipped = summary["setup"]["skipped_records"]
     if skipped:
         print("codegym: skipped %d malformed record(s)" % skipped, file=sys.stderr)
-    print(format_table(summary))
+    print(format_table(summary, baseline))
     print("\nresults: %s/results.jsonl  summary: %s/summary.json  plot: %s/pass_at_1.png"
           % (config.out, config.out, config.out))
     return 0

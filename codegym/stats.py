@@ -1,0 +1,94 @@
+"""Error bars and paired comparisons for pass rates on small problem sets.
+
+Our splits hold 90-500 problems and our model solves few, so a difference is a claim only with its
+interval and a paired test on the same items (Miller, "Adding Error Bars to Evals", 2024):
+
+* :func:`wilson_interval`: 95% interval of a rate over independent items (one seed);
+* :func:`cluster_bootstrap_interval`: 95% interval of a mean when items share a problem (several
+  seeds): problems are resampled, never single items;
+* :func:`mcnemar_exact`: exact two-sided McNemar p-value from the discordant counts;
+* :func:`paired_comparison`: difference of two systems on their shared items, with its paired
+  (problem-clustered) bootstrap interval, the McNemar p-value and the discordant counts.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of ``successes / total`` (0, 0 for no items)."""
+    if total <= 0:
+        return (0.0, 0.0)
+    rate = successes / total
+    denominator = 1 + z * z / total
+    centre = (rate + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def cluster_bootstrap_interval(clusters: Sequence[Sequence[float]], iters: int = 2000, seed: int = 0,
+                               level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean over all values, resampling whole clusters (problems)."""
+    clusters = [list(c) for c in clusters if len(c)]
+    if not clusters:
+        return (0.0, 0.0)
+    rng = random.Random(seed)
+    sums = [(sum(c), len(c)) for c in clusters]
+    means = []
+    for _ in range(iters):
+        total = count = 0.0
+        for _ in range(len(sums)):
+            s, n = sums[rng.randrange(len(sums))]
+            total += s
+            count += n
+        means.append(total / count)
+    means.sort()
+    tail = (1 - level) / 2
+    return (means[int(tail * (iters - 1))], means[int(round((1 - tail) * (iters - 1)))])
+
+
+def rate_interval(passes_by_problem: Mapping[Hashable, Sequence[bool]], seed: int = 0) -> tuple[float, float]:
+    """95% interval of a pass rate: Wilson with one item per problem, clustered bootstrap otherwise."""
+    groups = list(passes_by_problem.values())
+    if all(len(g) == 1 for g in groups):
+        return wilson_interval(sum(bool(g[0]) for g in groups), len(groups))
+    return cluster_bootstrap_interval([[float(x) for x in g] for g in groups], seed=seed)
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: the binomial test of the discordant pairs against 1/2."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_comparison(a: Mapping[tuple, bool], b: Mapping[tuple, bool], iters: int = 2000,
+                      seed: int = 0) -> dict:
+    """Compare two systems on their shared items, keyed ``(problem_id, seed, ...)``.
+
+    Returns the item count, both pass@1 values, ``diff`` (a - b), its 95% paired bootstrap interval
+    (problems resampled, so several seeds of one problem move together), the exact McNemar p-value
+    and the discordant counts ``a_only`` / ``b_only``."""
+    shared = sorted(set(a) & set(b), key=repr)
+    if not shared:
+        return {"items": 0}
+    by_problem: dict[Hashable, list[float]] = defaultdict(list)
+    for key in shared:
+        by_problem[key[0]].append(float(bool(a[key])) - float(bool(b[key])))
+    only_a = sum(bool(a[k]) and not b[k] for k in shared)
+    only_b = sum(bool(b[k]) and not a[k] for k in shared)
+    return {"items": len(shared), "problems": len(by_problem),
+            "pass@1_a": sum(bool(a[k]) for k in shared) / len(shared),
+            "pass@1_b": sum(bool(b[k]) for k in shared) / len(shared),
+            "diff": (only_a - only_b) / len(shared),
+            "diff_ci": list(cluster_bootstrap_interval(list(by_problem.values()), iters, seed)),
+            "p_mcnemar": mcnemar_exact(only_a, only_b), "a_only": only_a, "b_only": only_b}
