@@ -23,7 +23,10 @@ class BeamConfig:
 
 
 class BeamAgent:
+    """Step-level beam search: keep the ``width`` best prefixes by rollout or PRM score."""
+
     name = "beam"
+    Config = BeamConfig
 
     def __init__(self, policy: StepPolicy, config: BeamConfig | None = None, prm=None):
         self.policy, self.config, self.prm = policy, config or BeamConfig(), prm

@@ -22,7 +22,10 @@ class BestOfNConfig:
 
 
 class BestOfNAgent:
+    """Sample define -> translate trajectories until the budget is spent; a selector picks the answer."""
+
     name = "best-of-n"
+    Config = BestOfNConfig
 
     def __init__(self, policy: StepPolicy, config: BestOfNConfig | None = None, prm=None):
         self.policy, self.config, self.prm = policy, config or BestOfNConfig(), prm

@@ -53,7 +53,10 @@ def play_trajectories(policy: StepPolicy, runner: EpisodeRunner, count: int, kin
 
 
 class GreedyAgent:
+    """One trajectory: define, ``refines`` refine steps, translate, each the greedy (temperature 0) step."""
+
     name = "greedy"
+    Config = GreedyConfig
 
     def __init__(self, policy: StepPolicy, config: GreedyConfig | None = None, prm=None):
         self.policy, self.config = policy, config or GreedyConfig()

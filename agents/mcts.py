@@ -68,7 +68,10 @@ def softmax_priors(logprobs: list[float | None]) -> list[float]:
 
 
 class MCTSAgent:
+    """Monte Carlo tree search over steps (UCT or PUCT); answer: the best verified program."""
+
     name = "mcts"
+    Config = MCTSConfig
 
     def __init__(self, policy: StepPolicy, config: MCTSConfig | None = None, prm=None):
         self.policy, self.config, self.prm = policy, config or MCTSConfig(), prm

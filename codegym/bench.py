@@ -39,7 +39,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -50,11 +50,17 @@ PACKAGES = ("codegym", "gymnasium", "torch", "transformers", "ctranslate2", "num
 
 @dataclass
 class BenchConfig:
+    """One benchmark run. ``agents`` maps a label to ``{"agent": NAME, **options}`` (a list of
+    names or inline specs ``LABEL=AGENT:field=value,...`` is accepted and converted). A TOML or
+    JSON file with these fields, ``[agents.LABEL]`` tables included, is a ``--config``; the
+    ``config.json`` a run writes is one too."""
+
     env: str = "CodeGym/Starter-v0"
     data_path: str | None = None
     split: str | None = None
     on_error: str = "raise"  # a malformed record: "raise" or "skip" (counted in summary["setup"])
-    agents: list[str] = field(default_factory=lambda: ["greedy", "mcts"])
+    agents: dict[str, dict] = field(default_factory=lambda: {"greedy": {"agent": "greedy"},
+                                                              "mcts": {"agent": "mcts"}})
     policy: str = "smollm2"
     template: str = "pseudocode"
     budget_tokens: list[int] = field(default_factory=lambda: [1000])
@@ -68,10 +74,52 @@ class BenchConfig:
     aspr_temperature: float = 0.8
     pass_at_k: list[int] = field(default_factory=lambda: [1, 5])
     max_candidates_judged: int = 16
-    agent_options: dict[str, dict] = field(default_factory=dict)
     parallel: int = 4  # items solved at once; their generate calls are merged (see LockstepBatcher)
     ray: str | None = None  # a Ray address ("auto", "ray://HOST:PORT") or "local"; None: this process
     ray_actors: int | None = None  # Ray actors (default: one per CPU of the cluster)
+    baseline: str | None = None  # the label the table compares every agent against (None: all pairs)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.agents, (list, tuple)):
+            from agents import parse_agent_spec
+
+            specs = [parse_agent_spec(text) for text in self.agents]
+            self.agents = {spec.label: {"agent": spec.agent, **spec.options} for spec in specs}
+            if len(self.agents) < len(specs):
+                raise ValueError("agent labels must be unique")
+
+    def agent_specs(self) -> list:
+        """The agents as :class:`agents.AgentSpec` (label, agent, options), in order."""
+        from agents import AgentSpec
+
+        specs = []
+        for label, table in self.agents.items():
+            if not isinstance(table, dict) or not isinstance(table.get("agent", label), str):
+                raise ValueError("agent %r: expected a table with agent = NAME and its fields" % label)
+            options = {k: v for k, v in table.items() if k != "agent"}
+            specs.append(AgentSpec(str(label), table.get("agent", label), options))
+        return specs
+
+
+def load_config(path: str | os.PathLike, **overrides) -> BenchConfig:
+    """A BenchConfig from a TOML or JSON file (a run's ``config.json`` too), then ``overrides``.
+    Unknown fields are a one-line ValueError naming them and the known ones."""
+    import tomllib
+
+    if not Path(path).is_file():
+        raise FileNotFoundError("no config file %s" % path)
+    text = Path(path).read_text()
+    try:
+        data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ValueError("%s: %s" % (path, error)) from None
+    if "config" in data and "run" in data:  # a run's config.json
+        data = data["config"]
+    known = [f.name for f in fields(BenchConfig)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError("%s: unknown field(s) %s; fields: %s" % (path, ", ".join(unknown), ", ".join(known)))
+    return BenchConfig(**{**data, **overrides})
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -154,18 +202,19 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
     """Validate every option and load the data: the benchmark's problems (public), their judge and
     the count of skipped records.
     Raises a one-line ValueError (or FileNotFoundError) before any model loads or file is written."""
-    from agents import agent_class
     from codegym.envs import env_dataset
     from codegym.llm import check_spec
     from codegym.prompts import load_template
 
     if not config.agents:
         raise ValueError("no agents given")
-    for name in config.agents:
-        agent_class(name)
-    stray = sorted(set(config.agent_options) - set(config.agents))
-    if stray:
-        raise ValueError("agent options for agents not in the run: %s" % ", ".join(stray))
+    for spec in config.agent_specs():
+        spec.build(None)  # finds the class, checks every field, runs the agent's own checks
+        if len(config.seeds) > 1 and not spec.takes_seed():
+            raise ValueError("agent %r (%s) has no seed field: %d seeds would repeat one run"
+                             % (spec.label, spec.agent, len(config.seeds)))
+    if config.baseline is not None and config.baseline not in config.agents:
+        raise ValueError("baseline %r is not an agent label (%s)" % (config.baseline, ", ".join(config.agents)))
     if backend is None:
         check_spec(config.policy)
     load_template(config.template)
@@ -252,23 +301,24 @@ class ItemSolver:
         from codegym.policy import StepPolicy
 
         self.config, self.judge = config, judge
+        self.specs = {spec.label: spec for spec in config.agent_specs()}
         self.env = gym.make(config.env, problems=problems)
         self.problems = {p.id: p for p in problems}
         self.policy = StepPolicy(backend, config.template)
 
     def solve(self, item: tuple) -> tuple[dict, str | None]:
         """The item's result row, and its search tree as JSON (None without a tree)."""
-        from agents import make_agent
         from agents.base import Budget
 
         problem_id, agent_name, budget, seed = item
         config, problem, judge = self.config, self.problems[problem_id], self.judge
-        agent = make_agent(agent_name, self.policy, **{"seed": seed, **config.agent_options.get(agent_name, {})})
+        spec = self.specs[agent_name]
+        agent = spec.build(self.policy, None, seed)
         started = time.time()
         solution = agent.solve(self.env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
         wall = time.time() - started
         verdict = judge.evaluate(problem, solution.code) if solution.code else None
-        row = {"problem_id": problem.id, "agent": agent_name, "budget": budget, "seed": seed,
+        row = {"problem_id": problem.id, "agent": agent_name, "agent_class": spec.agent, "budget": budget, "seed": seed,
                "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
                "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
                "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
@@ -283,8 +333,12 @@ class ItemSolver:
                                    config.aspr_temperature, seed)
         if solution.tree is None:
             return row, None
-        row["tree"] = "trees/%s-%d-%d-%s.json" % (agent_name, budget, seed, problem.id.replace("/", "_"))
+        row["tree"] = "trees/%s-%d-%d-%s.json" % (_file_part(agent_name), budget, seed, _file_part(problem.id))
         return row, solution.tree.to_json(problem_id=problem.id, agent=agent_name, budget=budget, seed=seed)
+
+
+def _file_part(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _backend(config: BenchConfig, backend):
@@ -498,3 +552,28 @@ def plot_summary(summary: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def compare_runs(runs: list[str | os.PathLike], ks: list[int] = (1,)) -> dict:
+    """Join benchmark runs on the (problem, budget, seed) items they all hold and summarise them
+    together: agents are labelled ``RUN:label`` (RUN: the folder's name), so the paired table
+    compares, say, a policy before and after training on the same items."""
+    if len(runs) < 1:
+        raise ValueError("compare needs at least one run folder")
+    tagged, names = [], [Path(run).name for run in runs]
+    if len(set(names)) < len(names):
+        names = [str(Path(run)) for run in runs]
+    for run, name in zip(runs, names):
+        results = Path(run) / "results.jsonl"
+        if not results.exists():
+            raise FileNotFoundError("no results.jsonl in %s" % run)
+        tagged.append([dict(row, agent="%s:%s" % (name, row["agent"])) for row in read_rows(results)])
+    shared = set.intersection(*({(r["problem_id"], int(r["budget"]), int(r["seed"])) for r in rows} for rows in tagged))
+    if not shared:
+        raise ValueError("the runs share no (problem, budget, seed) item")
+    rows = [r for rows in tagged for r in rows if (r["problem_id"], int(r["budget"]), int(r["seed"])) in shared]
+    summary = summarise(rows, list(ks))
+    summary["setup"] = {"env": "compare", "split": None, "policy": ", ".join(names),
+                        "problems": len({item[0] for item in shared}), "seeds": len({item[2] for item in shared}),
+                        "budget_unit": "generated tokens per problem", "skipped_records": 0}
+    return summary

@@ -11,6 +11,7 @@ import gymnasium as gym
 import pytest
 from ray import cloudpickle as ray_pickle
 
+import agents
 import codegym  # noqa: F401
 from agents import Budget, agent_class, make_agent
 from agents.base import BudgetedBackend, BudgetExhausted, Tree
@@ -272,3 +273,84 @@ def test_error_bars_and_paired_tests_by_hand():
 
     text = format_table(summary, baseline="best-of-n")
     assert "mcts" in text and "+0.033" in text and "0.688" in text
+
+
+def test_config_file_variants_cli_overrides_and_round_trip(tmp_path):
+    from codegym.bench import load_config
+    from codegym.cli import build_parser
+    from codegym.cli.bench import bench_config
+
+    path = tmp_path / "run.toml"
+    path.write_text('env = "CodeGym/Starter-v0"\nbudget_tokens = [300]\nlimit = 2\nout = "%s"\n'
+                    '[agents.mcts-c05]\nagent = "mcts"\nc = 0.5\n[agents.mcts-c8]\nagent = "mcts"\nc = 8.0\n'
+                    '[agents.bon-codet]\nagent = "best-of-n"\nselector = "codet"\n' % (tmp_path / "out"))
+    config = load_config(path)
+    assert list(config.agents) == ["mcts-c05", "mcts-c8", "bon-codet"]
+    assert [s.config().c for s in config.agent_specs()[:2]] == [0.5, 8.0]
+    args = build_parser().parse_args(["bench", "--config", str(path), "--limit", "1", "--seeds", "0,1"])
+    overridden = bench_config(args)
+    assert overridden.limit == 1 and overridden.seeds == [0, 1] and list(overridden.agents) == list(config.agents)
+    args = build_parser().parse_args(["bench", "--config", str(path), "--agent", "g=greedy:refines=0"])
+    assert bench_config(args).agents == {"g": {"agent": "greedy", "refines": 0}}
+    run_bench(config, progress=False, backend=ScriptedBackend(scripted))
+    again = load_config(tmp_path / "out" / "config.json")  # a run's config.json is a --config
+    assert again == config
+    rows = read_rows(tmp_path / "out" / "results.jsonl")
+    assert {r["agent"] for r in rows} == {"mcts-c05", "mcts-c8", "bon-codet"}
+    assert {r["agent_class"] for r in rows} == {"mcts", "best-of-n"}
+    assert all(r["tree"].startswith("trees/mcts-c") for r in rows if r["agent_class"] == "mcts")
+    (tmp_path / "bad.toml").write_text('[agents.m]\nagent = "mcts"\ncc = 1\n')
+    with pytest.raises(ValueError, match="agent 'm' \\(mcts\\) has no field 'cc'; fields: expansion"):
+        run_bench(load_config(tmp_path / "bad.toml", out=str(tmp_path / "never")), backend=ScriptedBackend(scripted))
+    (tmp_path / "worse.toml").write_text('agentz = ["greedy"]\n')
+    with pytest.raises(ValueError, match="unknown field\\(s\\) agentz"):
+        load_config(tmp_path / "worse.toml")
+    assert not (tmp_path / "never").exists()
+
+
+def test_plugin_agent_gets_config_seed_and_prm_like_a_builtin(tmp_path):
+    from agents import AgentSpec, parse_agent_spec
+
+    spec = parse_agent_spec("s3=examples/custom_agent.py:SampleThenVote:samples=3")
+    assert (spec.label, spec.agent, spec.options) == ("s3", "examples/custom_agent.py:SampleThenVote", {"samples": 3})
+    prm = object()
+    agent = spec.build(_policy(), prm, seed=7)
+    assert agent.config.samples == 3 and agent.config.seed == 7
+    with pytest.raises(ValueError, match="samples must be at least 1"):
+        AgentSpec("s0", spec.agent, {"samples": 0}).build(None)
+
+    class Seedless:
+        def __init__(self, policy, config, prm):
+            self.got = (policy, config, prm)
+
+    agents.register("seedless", Seedless)
+    try:
+        assert AgentSpec("x", "seedless").build("policy", prm).got == ("policy", None, prm)
+        with pytest.raises(ValueError, match="declares no Config"):
+            AgentSpec("x", "seedless", {"k": 1}).build(None)
+        with pytest.raises(ValueError, match="no seed field"):
+            run_bench(BenchConfig(agents=["seedless"], seeds=[0, 1], out=str(tmp_path / "never")),
+                      backend=ScriptedBackend(scripted))
+    finally:
+        agents.REGISTRY.pop("seedless")
+    config = BenchConfig(agents=["greedy", "s3=examples/custom_agent.py:SampleThenVote:samples=2"], budget_tokens=[400],
+                         problems=["starter/gcd"], out=str(tmp_path / "run"), aspr_samples=0, cache=False)
+    summary = run_bench(config, progress=False, backend=ScriptedBackend(scripted))
+    assert {e["agent"] for e in summary["table"]} == {"greedy", "s3"}
+
+
+def test_compare_joins_runs_on_shared_items(tmp_path):
+    from codegym.bench import compare_runs
+
+    base = {"budget": 10, "generated_tokens": 5, "prompt_tokens": 1, "llm_calls": 1, "sandbox_runs": 1,
+            "wall_s": 1.0, "actions": 2, "invalid_actions": 0, "within_budget": True, "seed": 0, "agent": "mcts"}
+    for name, solved in (("before", {"p0"}), ("after", {"p0", "p1", "p2"})):
+        (tmp_path / name).mkdir()
+        problems = ["p0", "p1", "p2", "p3"] + (["extra"] if name == "after" else [])
+        (tmp_path / name / "results.jsonl").write_text("".join(
+            json.dumps(dict(base, problem_id=p, passed=p in solved)) + "\n" for p in problems))
+    summary = compare_runs([tmp_path / "before", tmp_path / "after"])
+    assert {e["agent"]: e["items"] for e in summary["table"]} == {"before:mcts": 4, "after:mcts": 4}
+    (pair,) = summary["paired"]
+    assert (pair["a"], pair["b"], pair["a_only"], pair["b_only"], pair["p_mcnemar"]) == (
+        "after:mcts", "before:mcts", 2, 0, 0.5)

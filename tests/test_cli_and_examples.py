@@ -70,7 +70,11 @@ def test_bad_input_gives_clear_error():
     (["--budget-tokens", "0"], "budgets must be positive"),
     (["--seeds", "a,b"], "comma-separated integers"),
     (["--split", "validation"], "applies to MBPP only"),
-    (["--baseline", "beam", "--agents", "greedy"], "is not one of --agents"),
+    (["--baseline", "beam", "--agents", "greedy"], "is not an agent label"),
+    (["--agent", "m=mcts:cc=1"], "has no field 'cc'; fields: expansion"),
+    (["--agent", "m=mcts:c=high"], "field 'c' must be float"),
+    (["--agent", "b=best-of-n:selector=nope"], "unknown selector"),
+    (["--config", "/nonexistent.toml"], "nonexistent"),
 ])
 def test_bench_validates_before_loading_or_writing(tmp_path, args, message):
     out = tmp_path / "out"
@@ -117,9 +121,11 @@ def test_every_flag_has_help_with_its_default():
     assert len(flags) > 60
     for path, action, parser in flags:
         assert action.help and action.help.strip(), (path, action.option_strings)
-        if action.default is not argparse.SUPPRESS and not action.required and action.nargs != 0:
+        if action.default is argparse.SUPPRESS:  # set from a config file unless given: the help says the default
+            assert "(default:" in action.help, (path, action.option_strings)
+        elif not action.required and action.nargs != 0:
             assert "%(default)s" in parser.formatter_class("codegym")._get_help_string(action), action.option_strings
-    assert "(default: greedy,best-of-n" in _codegym("bench", "--help").stdout.replace("\n", "").replace("  ", "")
+    assert "(default: greedy,mcts)" in _codegym("bench", "--help").stdout.replace("\n", "").replace("  ", "")
     top = _codegym("--help").stdout
     assert "reasoning before coding" in top and "cli.py" not in top and "codegym demo" in top
 

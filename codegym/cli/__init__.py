@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        print("codegym: error: %s" % (err.args[0] if err.args else err), file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError's str() adds quotes
+        print("codegym: error: %s" % message, file=sys.stderr)
         return 2
 
 
