@@ -8,13 +8,13 @@ tests are behind a :class:`Judge` (``make_with_judge``, or ``load_dataset(...).j
 from .datasets import AnswerKey, Problem, load_dataset
 from .envs import CodeReasoningEnv, format_step, make_with_judge, parse_step, register_envs
 from .execution import RunResult, Sandbox, TestCase
-from .judge import Judge, shared_sandbox
+from .judge import Judge, Verdict, shared_sandbox
 from .rewards import RewardConfig
 
 __version__ = "0.1.0"
 
 register_envs()
 
-__all__ = ["AnswerKey", "CodeReasoningEnv", "Judge", "Problem", "RewardConfig", "RunResult", "Sandbox", "TestCase",
+__all__ = ["AnswerKey", "CodeReasoningEnv", "Judge", "Problem", "RewardConfig", "RunResult", "Sandbox", "TestCase", "Verdict",
            "__version__", "format_step", "load_dataset", "make_with_judge", "parse_step", "register_envs",
            "shared_sandbox"]

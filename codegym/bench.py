@@ -22,7 +22,8 @@ Metrics per (agent, budget):
   * ASPR (O1-CODER's average sampling pass rate, our exact definition): for every item whose final
     program passes, keep its reasoning prefix (all steps before translate), sample ``aspr_samples``
     translate steps from it at temperature ``aspr_temperature``, and take the fraction that pass;
-    ASPR is the mean over those items. Its tokens are not charged to the agent's budget;
+    ASPR is the mean over those items. It runs after every agent has finished, with a policy no
+    agent held, and its tokens are not charged to any budget;
   * compute: generated and prompt tokens, LLM calls, sandbox executions, wall seconds; and the
     invalid-action rate.
 """
@@ -180,22 +181,22 @@ def run_metadata() -> dict:
             "git_commit": commit, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def aspr_for(problem, steps: list, policy, judge, samples: int, temperature: float, seed: int) -> float | None:
-    """Fraction of ``samples`` translate steps, sampled from the reasoning prefix, that pass."""
+def aspr_for(problem, steps: list, seed: int, policy, judge, samples: int, temperature: float) -> float:
+    """The fraction of ``samples`` translate steps, sampled from the reasoning prefix of ``steps``,
+    whose program passes the hidden tests."""
     from codegym.envs import render_problem
     from codegym.envs.steps import format_trajectory, parse_step
 
-    trajectory = format_trajectory([(kind, text) for kind, text in steps if kind != "translate"])
-    proposals = policy.propose_many([(render_problem(problem), trajectory, "translate", problem.kind == "stdio")],
-                                    n=samples, temperature=temperature, seed=seed)[0]
-    passed = 0
-    for proposal in proposals:
+    prompt = (render_problem(problem), format_trajectory([(k, t) for k, t in steps if k != "translate"]),
+              "translate", problem.kind == "stdio")
+    codes = []
+    for proposal in policy.propose_many([prompt], n=samples, temperature=temperature, seed=seed)[0]:
         try:
-            code = parse_step(proposal.action).text
+            codes.append(parse_step(proposal.action).text)
         except ValueError:
             continue
-        passed += judge.evaluate(problem, code).passed
-    return passed / samples
+    verdicts = judge.evaluate_many([(problem.id, code) for code in codes]) if codes else []
+    return sum(v.passed for v in verdicts) / samples
 
 
 def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
@@ -229,7 +230,8 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
         raise ValueError("parallel and limit must be at least 1")
     options = {k: v for k, v in {"data_path": config.data_path, "split": config.split,
                                  "on_error": config.on_error}.items() if v is not None}
-    dataset = env_dataset(config.env, **options)
+    # training=False: a benchmark's problems never carry references or full test lists, whatever the split
+    dataset = env_dataset(config.env, training=False, **options)
     problems = dataset.problems
     if config.problems:
         known = {p.id for p in problems}
@@ -269,20 +271,64 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
                 _append_row(results, row)
                 bar.update(1)
 
+        def judged(solved: tuple[dict, str | None, list[str]]) -> None:
+            record(*judge_item(judge, *solved, config.max_candidates_judged))
+
         if config.ray:
-            _run_on_ray(config, todo, backend, problems, judge, record)
+            _run_on_ray(config, todo, backend, problems, judged)
         else:
-            _run_in_slots(config, todo, backend, problems, judge, record)
+            _run_in_slots(config, todo, backend, problems, judged)
         bar.close()
+    if config.aspr_samples:
+        _run_aspr(config, backend, problems, judge, out, set(items), progress)
     policy = config.policy if backend is None else getattr(backend, "model_id", None) or type(backend).__name__
     setup = {"env": config.env, "split": config.split, "policy": policy, "problems": len(problems),
              "seeds": len(config.seeds), "budget_unit": "generated tokens per problem", "skipped_records": skipped}
     return write_summary(out, set(items), config.pass_at_k, setup)
 
 
+def judge_item(judge, row: dict, tree: str | None, candidates: list[str], limit: int) -> tuple[dict, str | None]:
+    """Add the hidden-test verdicts to a solved item's row: its committed program (``passed``,
+    ``status``) and up to ``limit`` distinct candidates (``candidates_passed``)."""
+    verdict = judge.evaluate(row["problem_id"], row["code"]) if row["code"] else None
+    row.update(passed=bool(verdict and verdict.passed), status=verdict.status if verdict else "no_code",
+               sandbox_runs=row["sandbox_runs"] + (1 if verdict else 0))
+    distinct = list(dict.fromkeys(c for c in candidates if c))[:limit]
+    if len(distinct) > 1:
+        row["candidates_passed"] = [v.passed for v in judge.evaluate_many([(row["problem_id"], c) for c in distinct])]
+    return row, tree
+
+
+def _run_aspr(config: BenchConfig, backend, problems: list, judge, out: Path, items: set[tuple],
+              progress: bool) -> None:
+    """ASPR for every solved item, after every agent has finished and with a policy no agent ever
+    held (so no agent can learn from the extra calls whether an earlier item passed). Values go
+    to ``aspr.jsonl``, one per item; a rerun computes only the missing ones."""
+    from codegym.policy import StepPolicy
+
+    path = out / "aspr.jsonl"
+    _repair_tail(path)
+    done = {tuple(entry["item"]) for entry in read_rows(path)}
+    solved = [r for r in read_rows(out / "results.jsonl")
+              if r["passed"] and item_key(r) in items and item_key(r) not in done and r.get("aspr") is None]
+    if not solved:
+        return
+    by_id = {p.id: p for p in problems}
+    policy = StepPolicy(_backend(config, backend), config.template)
+    for row in tqdm(solved, desc="aspr", unit="item", disable=not progress):
+        value = aspr_for(by_id[row["problem_id"]], row["steps"], int(row["seed"]), policy, judge,
+                         config.aspr_samples, config.aspr_temperature)
+        _append_row(path, {"item": list(item_key(row)), "aspr": value})
+
+
 def write_summary(out: Path, items: set[tuple], ks: list[int], setup: dict) -> dict:
-    """Summarise the rows of ``items`` in ``out/results.jsonl`` into ``summary.json`` and the plot."""
+    """Summarise the rows of ``items`` in ``out/results.jsonl`` (with ``aspr.jsonl``) into
+    ``summary.json`` and the plot."""
+    aspr = {tuple(entry["item"]): entry["aspr"] for entry in read_rows(out / "aspr.jsonl")}
     rows = [row for row in read_rows(out / "results.jsonl") if item_key(row) in items]
+    for row in rows:
+        if item_key(row) in aspr:
+            row["aspr"] = aspr[item_key(row)]
     summary = summarise(rows, ks)
     summary["setup"] = setup
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -291,50 +337,44 @@ def write_summary(out: Path, items: set[tuple], ks: list[int], setup: dict) -> d
 
 
 class ItemSolver:
-    """Solves and judges benchmark items with one environment and one policy (a slot or a Ray
-    worker). The agent gets the environment (public problems); the judge stays here."""
+    """Solves benchmark items with one environment and one policy (a slot or a Ray worker). It
+    never holds the judge: agents get the environment (public problems, and a sandbox the judge
+    does not use), and verdicts are added by :func:`judge_item` afterwards."""
 
-    def __init__(self, config: BenchConfig, backend, problems: list, judge):
+    def __init__(self, config: BenchConfig, backend, problems: list, sandbox=None):
         import gymnasium as gym
 
         import codegym  # noqa: F401 - registers the environments
+        from codegym.execution import Sandbox
         from codegym.policy import StepPolicy
 
-        self.config, self.judge = config, judge
+        self.config = config
+        self.env = gym.make(config.env, problems=problems, sandbox=sandbox or Sandbox())
         self.specs = {spec.label: spec for spec in config.agent_specs()}
-        self.env = gym.make(config.env, problems=problems)
-        self.problems = {p.id: p for p in problems}
         self.policy = StepPolicy(backend, config.template)
 
-    def solve(self, item: tuple) -> tuple[dict, str | None]:
-        """The item's result row, and its search tree as JSON (None without a tree)."""
+    def solve(self, item: tuple) -> tuple[dict, str | None, list[str]]:
+        """The item's row (without verdicts), its search tree as JSON (None without a tree) and
+        its candidate programs."""
         from agents.base import Budget
 
-        problem_id, agent_name, budget, seed = item
-        config, problem, judge = self.config, self.problems[problem_id], self.judge
-        spec = self.specs[agent_name]
+        problem_id, label, budget, seed = item
+        spec = self.specs[label]
         agent = spec.build(self.policy, None, seed)
         started = time.time()
-        solution = agent.solve(self.env, problem.id, Budget(tokens=budget, calls=config.budget_calls))
+        solution = agent.solve(self.env, problem_id, Budget(tokens=budget, calls=self.config.budget_calls))
         wall = time.time() - started
-        verdict = judge.evaluate(problem, solution.code) if solution.code else None
-        row = {"problem_id": problem.id, "agent": agent_name, "agent_class": spec.agent, "budget": budget, "seed": seed,
-               "passed": bool(verdict and verdict.passed), "status": verdict.status if verdict else "no_code",
+        row = {"problem_id": problem_id, "agent": label, "agent_class": spec.agent, "budget": budget, "seed": seed,
                "code": solution.code, "reward": solution.reward, "steps": solution.trajectory,
                "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
-               "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs + (1 if verdict else 0),
+               "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs,
                "wall_s": round(wall, 3), "actions": solution.actions, "invalid_actions": solution.invalid_actions,
                "within_budget": solution.usage.generated_tokens <= budget}
-        distinct = list(dict.fromkeys(c for c in solution.candidates if c))[: config.max_candidates_judged]
-        if len(distinct) > 1:
-            row["candidates_passed"] = [r.passed for r in judge.evaluate_many([(problem, c) for c in distinct])]
-        if row["passed"] and config.aspr_samples:
-            row["aspr"] = aspr_for(problem, solution.trajectory, self.policy, judge, config.aspr_samples,
-                                   config.aspr_temperature, seed)
-        if solution.tree is None:
-            return row, None
-        row["tree"] = "trees/%s-%d-%d-%s.json" % (_file_part(agent_name), budget, seed, _file_part(problem.id))
-        return row, solution.tree.to_json(problem_id=problem.id, agent=agent_name, budget=budget, seed=seed)
+        tree = None
+        if solution.tree is not None:
+            row["tree"] = "trees/%s-%d-%d-%s.json" % (_file_part(label), budget, seed, _file_part(problem_id))
+            tree = solution.tree.to_json(problem_id=problem_id, agent=label, budget=budget, seed=seed)
+        return row, tree, list(solution.candidates)
 
 
 def _file_part(text: str) -> str:
@@ -348,39 +388,44 @@ def _backend(config: BenchConfig, backend):
     return backend or load(config.policy, cache=config.cache)
 
 
-def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, problems: list, judge, record) -> None:
+def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, problems: list, record) -> None:
     """``config.parallel`` items at a time, one per thread, their generate calls merged in
     lockstep (slot i takes items i, i + parallel, ...: the schedule never depends on timing)."""
+    from codegym.execution import Sandbox
     from codegym.llm.batching import LockstepBatcher
 
     slots = max(1, min(config.parallel, len(todo)))
     batcher = LockstepBatcher(_backend(config, backend), slots)
+    agents_sandbox = Sandbox()  # the environments' own: the judge never runs in it
 
     def work(slot: int) -> None:
         with batcher.client(slot) as client:
-            solver = ItemSolver(config, client, problems, judge)
+            solver = ItemSolver(config, client, problems, agents_sandbox)
             for item in todo[slot::slots]:
-                record(*solver.solve(item))
+                record(solver.solve(item))
 
-    with ThreadPoolExecutor(slots, thread_name_prefix="bench-slot") as pool:
-        for future in [pool.submit(work, slot) for slot in range(slots)]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(slots, thread_name_prefix="bench-slot") as pool:
+            for future in [pool.submit(work, slot) for slot in range(slots)]:
+                future.result()
+    finally:
+        agents_sandbox.close()
 
 
 class _RayWorker:
     """A Ray actor: loads the environment and policy once, then solves the items it is sent."""
 
-    def __init__(self, config: BenchConfig, backend, problems: list, judge):
-        self.solver = ItemSolver(config, _backend(config, backend), problems, judge)
+    def __init__(self, config: BenchConfig, backend, problems: list):
+        self.solver = ItemSolver(config, _backend(config, backend), problems)
 
-    def solve(self, item: tuple) -> tuple[dict, str | None]:
+    def solve(self, item: tuple) -> tuple[dict, str | None, list[str]]:
         return self.solver.solve(item)
 
 
-def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, problems: list, judge, record) -> None:
+def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, problems: list, record) -> None:
     """Spread items over a Ray cluster (``config.ray``: an address, ``auto``, or ``local`` to start
     one here), one actor per CPU unless ``config.ray_actors`` gives a count; each actor keeps
-    one item in flight and rows are recorded here as they finish."""
+    one item in flight, and its solutions are judged and recorded here, in the driver."""
     try:
         import ray
     except ImportError as error:
@@ -393,14 +438,14 @@ def _run_on_ray(config: BenchConfig, todo: list[tuple], backend, problems: list,
     try:
         count = config.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker = ray.remote(num_cpus=1)(_RayWorker)
-        actors = [worker.remote(config, backend, problems, judge) for _ in range(min(count, len(todo)))]
+        actors = [worker.remote(config, backend, problems) for _ in range(min(count, len(todo)))]
         queue, in_flight = list(reversed(todo)), {}
         for actor in actors:
             in_flight[actor.solve.remote(queue.pop())] = actor
         while in_flight:
             [ready], _ = ray.wait(list(in_flight), num_returns=1)
             actor = in_flight.pop(ready)
-            record(*ray.get(ready))
+            record(ray.get(ready))  # judged here, in the driver: actors never hold the judge
             if queue:
                 in_flight[actor.solve.remote(queue.pop())] = actor
     finally:

@@ -6,16 +6,24 @@ Environments, agents, selectors and the TCG receive problems, never a judge, so 
 item or closure reachable from them leads to a hidden test (``tests/test_hidden_reachability.py``
 walks them to check). The benchmark is the judge's one user: it scores each committed answer once.
 
-What this does not cover: code in the same Python process can still find a judge through ``gc``
-or by walking stack frames; an agent that does so is cheating on purpose, not by accident.
-Run untrusted agents in their own process (``codegym bench --ray``) to close that too.
+A judge keeps private copies of the answer keys (a public test object, such as MBPP's first
+assert, is never shared with them), takes problem ids (never a public object an agent could
+alter), and returns a :class:`Verdict` without messages or outputs, so no careless line hands hidden
+content on. The benchmark gives agents an environment whose sandbox the judge does not use.
+
+What this does not cover: code in the same Python process can still find a judge through ``gc``,
+stack frames or module globals, or patch shared classes; an agent that does so is cheating on
+purpose, not by accident. ``codegym bench --ray`` runs agents in Ray actors and judges in the
+driver, which closes that for agents.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .datasets import AnswerKey, Problem
 from .datasets.problem import with_setup
@@ -40,6 +48,21 @@ def run_tests(problem: Problem, code: str, tests: Sequence[TestCase], sandbox: S
     return (sandbox or shared_sandbox()).run(problem.program_for_tests(code), tests)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's answer: whether the program passed its hidden tests, the overall status and the
+    count of tests passed; never a message or an output, which could carry hidden content."""
+
+    passed: bool
+    status: str
+    tests_passed: int
+    tests_total: int
+
+    @classmethod
+    def of(cls, result: RunResult) -> Verdict:
+        return cls(result.passed, result.status, sum(t.passed for t in result.tests), len(result.tests))
+
+
 class Judge:
     """Scores final programs on hidden tests; holds the answer keys and hands out none.
 
@@ -48,7 +71,7 @@ class Judge:
     or training on the same problem."""
 
     def __init__(self, answer_keys: Mapping[str, AnswerKey], sandbox: Sandbox | None = None):
-        self._keys = dict(answer_keys)
+        self._keys = {str(pid): copy.deepcopy(key) for pid, key in answer_keys.items()}  # private copies
         self.sandbox = sandbox
 
     def __contains__(self, problem_id: object) -> bool:
@@ -67,16 +90,17 @@ class Judge:
         except KeyError:
             raise KeyError("the judge has no answer key for problem %r" % problem_id) from None
 
-    def evaluate(self, problem: Problem | str, code: str) -> RunResult:
+    def evaluate(self, problem: Problem | str, code: str) -> Verdict:
         """The verdict of ``code`` on the problem's hidden tests."""
         key = self._key(problem)
-        return (self.sandbox or shared_sandbox()).run(with_setup(code, key.test_setup), key.hidden_tests, cache=False)
+        sandbox = self.sandbox or shared_sandbox()
+        return Verdict.of(sandbox.run(with_setup(code, key.test_setup), key.hidden_tests, cache=False))
 
-    def evaluate_many(self, items: Sequence[tuple[Problem | str, str]]) -> list[RunResult]:
+    def evaluate_many(self, items: Sequence[tuple[Problem | str, str]]) -> list[Verdict]:
         """Verdicts for many (problem, code) pairs, run in parallel, in order."""
         keys = [self._key(problem) for problem, _ in items]
         runs = [(with_setup(code, key.test_setup), key.hidden_tests) for key, (_, code) in zip(keys, items)]
-        return (self.sandbox or shared_sandbox()).run_batch(runs, cache=False)
+        return [Verdict.of(r) for r in (self.sandbox or shared_sandbox()).run_batch(runs, cache=False)]
 
     def hidden_test_count(self, problem: Problem | str) -> int:
         return len(self._key(problem).hidden_tests)

@@ -253,6 +253,9 @@ def test_error_bars_and_paired_tests_by_hand():
     # the brief's example: 4 solved against 2, none in common -> p = 44/64
     assert mcnemar_exact(4, 2) == pytest.approx(0.6875) and mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(10, 0) == pytest.approx(2 / 1024)
+    # Wilson for 0/60: the upper end is z^2 / (n + z^2); 4/60 from the closed form
+    assert wilson_interval(0, 60) == (0.0, pytest.approx(3.8414588 / 63.8414588))
+    assert wilson_interval(4, 60) == (pytest.approx(0.02623, abs=1e-4), pytest.approx(0.15925, abs=1e-4))
     lo, hi = wilson_interval(10, 90)
     assert lo == pytest.approx(0.0614, abs=1e-3) and hi == pytest.approx(0.1925, abs=1e-3)
     assert rate_interval({"p": [True], "q": [False]}) == wilson_interval(1, 2)
@@ -354,3 +357,40 @@ def test_compare_joins_runs_on_shared_items(tmp_path):
     (pair,) = summary["paired"]
     assert (pair["a"], pair["b"], pair["a_only"], pair["b_only"], pair["p_mcnemar"]) == (
         "after:mcts", "before:mcts", 2, 0, 0.5)
+
+
+class _UsageSpy:
+    """Records, at each solve, how many calls the policy's backend had served: an agent's view of
+    whether extra (ASPR) work ran after an earlier item passed."""
+
+    seen: list[int] = []
+
+    def __init__(self, policy, config, prm):
+        self.inner = make_agent("greedy", policy, refines=0)
+
+    def solve(self, env, problem_id, budget):
+        backend, calls = self.inner.policy.backend, []
+        while backend is not None:  # the slot's client, and the model backend behind it
+            calls.append((backend.usage.calls, len(getattr(backend, "prompts_seen", []))))
+            backend = getattr(backend, "inner", None)
+        _UsageSpy.seen.append(calls)
+        return self.inner.solve(env, problem_id, budget)
+
+
+def test_aspr_runs_after_every_agent_so_no_agent_learns_earlier_verdicts(tmp_path):
+    agents.register("usage-spy", _UsageSpy)
+    try:
+        sequences = []
+        for aspr in (0, 3):
+            _UsageSpy.seen = []
+            config = BenchConfig(agents=["usage-spy"], budget_tokens=[400], parallel=1, aspr_samples=aspr,
+                                 problems=["starter/gcd", "starter/is_prime", "starter/flatten"],  # gcd runs first
+                                 out=str(tmp_path / str(aspr)), cache=False)
+            summary = run_bench(config, progress=False, backend=ScriptedBackend(lambda p, s: GOOD if p.endswith(
+                "```python\n") else " plan"))
+            sequences.append(list(_UsageSpy.seen))
+        assert summary["table"][0]["aspr_items"] > 0  # ASPR ran in the second run...
+        assert sequences[0] == sequences[1]  # ...and no agent could tell
+        assert (tmp_path / "3" / "aspr.jsonl").exists()
+    finally:
+        agents.REGISTRY.pop("usage-spy")

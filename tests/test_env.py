@@ -121,7 +121,9 @@ def test_hidden_tests_unreachable_through_obs_info_state(env, sandbox):
     assert not judge.evaluate("canary", HALF).passed
     # and its verdicts never enter the result cache that environments share
     hits = sandbox.cache_hits
-    assert not judge.evaluate("canary", HALF).cached and sandbox.cache_hits == hits
+    verdict = judge.evaluate("canary", HALF)
+    assert (verdict.passed, verdict.tests_passed, verdict.tests_total) == (False, 0, 1) and sandbox.cache_hits == hits
+    assert SECRET not in repr(verdict)  # a verdict carries no message or output
     sandbox.run(HALF, key.hidden_tests)
     assert sandbox.run(HALF, key.hidden_tests).cached
 

@@ -56,8 +56,10 @@ def env_dataset(env_id: str, **options: Any) -> Dataset:
 def make_with_judge(env_id: str, sandbox: Sandbox | None = None, **kwargs: Any) -> tuple[gym.Env, Judge]:
     """``gym.make(env_id, **kwargs)`` and, apart from it, the judge of its problems' final answers:
     the dataset loads once, the environment gets its public problems, the judge its answer keys.
-    Give the environment to agents and keep the judge."""
-    dataset = env_dataset(env_id, **{k: kwargs.pop(k) for k in _DATASET_OPTIONS if k in kwargs})
+    Give the environment to agents and keep the judge. The problems load with ``training=False``
+    unless given: an evaluation's problems carry no references or full test lists."""
+    options = {k: kwargs.pop(k) for k in _DATASET_OPTIONS if k in kwargs}
+    dataset = env_dataset(env_id, **{"training": False, **options})
     env = gym.make(env_id, problems=dataset.problems, sandbox=sandbox, **kwargs)
     return env, dataset.judge(sandbox)
 
