@@ -29,4 +29,4 @@ for action in steps:
 
 print("\nreward tests: %s, passed %d/%d" % (info["reward_tests"], info["tests_passed"], info["tests_total"]))
 hidden = judge.evaluate(info["problem_id"], info["code"])
-print("hidden tests (judging call): passed=%s (%d tests)" % (hidden.passed, len(hidden.tests)))
+print("hidden tests (judging call): passed=%s (%d/%d tests)" % (hidden.passed, hidden.tests_passed, hidden.tests_total))
