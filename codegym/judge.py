@@ -12,8 +12,9 @@ alter), and returns a :class:`Verdict` without messages or outputs, so no carele
 content on. The benchmark gives agents an environment whose sandbox the judge does not use.
 
 What this does not cover: code in the same Python process can still find a judge through ``gc``,
-stack frames or module globals, or patch shared classes; an agent that does so is cheating on
-purpose, not by accident. ``codegym bench --ray`` runs agents in Ray actors and judges in the
+stack frames or module globals (the test planner's module-level caches, for one, answer "was
+this assert planned?"), or patch shared classes; an agent that does so is cheating on purpose,
+not by accident. ``codegym bench --ray`` runs agents in Ray actors and judges in the
 driver, which closes that for agents.
 """
 
