@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .datasets import Problem
-from .envs.steps import Step
+from ..datasets import Problem
+from ..envs.steps import Step
 
 
 @runtime_checkable
