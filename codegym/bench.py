@@ -79,7 +79,7 @@ class BenchConfig:
     ray: str | None = None  # a Ray address ("auto", "ray://HOST:PORT") or "local"; None: this process
     ray_actors: int | None = None  # Ray actors (default: one per CPU of the cluster)
     baseline: str | None = None  # the label the table compares every agent against (None: all pairs)
-
+    prm: str | None = None  # a PRM spec (token:PATH, logprob:PATH) every agent receives
     def __post_init__(self) -> None:
         if isinstance(self.agents, (list, tuple)):
             from agents import parse_agent_spec
@@ -209,8 +209,12 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
 
     if not config.agents:
         raise ValueError("no agents given")
+    if config.prm is not None:
+        from codegym.prm.model import check_prm_spec
+
+        check_prm_spec(config.prm)
     for spec in config.agent_specs():
-        spec.build(None)  # finds the class, checks every field, runs the agent's own checks
+        spec.build(None, object() if config.prm else None)  # finds the class, checks fields, runs its checks
         if len(config.seeds) > 1 and not spec.takes_seed():
             raise ValueError("agent %r (%s) has no seed field: %d seeds would repeat one run"
                              % (spec.label, spec.agent, len(config.seeds)))
@@ -341,14 +345,14 @@ class ItemSolver:
     never holds the judge: agents get the environment (public problems, and a sandbox the judge
     does not use), and verdicts are added by :func:`judge_item` afterwards."""
 
-    def __init__(self, config: BenchConfig, backend, problems: list, sandbox=None):
+    def __init__(self, config: BenchConfig, backend, problems: list, sandbox=None, prm=None):
         import gymnasium as gym
 
         import codegym  # noqa: F401 - registers the environments
         from codegym.execution import Sandbox
         from codegym.policy import StepPolicy
 
-        self.config = config
+        self.config, self.prm = config, prm
         self.env = gym.make(config.env, problems=problems, sandbox=sandbox or Sandbox())
         self.specs = {spec.label: spec for spec in config.agent_specs()}
         self.policy = StepPolicy(backend, config.template)
@@ -360,7 +364,8 @@ class ItemSolver:
 
         problem_id, label, budget, seed = item
         spec = self.specs[label]
-        agent = spec.build(self.policy, None, seed)
+        prm_before = self.prm.tokens_read if self.prm is not None else 0
+        agent = spec.build(self.policy, self.prm, seed)
         started = time.time()
         solution = agent.solve(self.env, problem_id, Budget(tokens=budget, calls=self.config.budget_calls))
         wall = time.time() - started
@@ -369,12 +374,21 @@ class ItemSolver:
                "generated_tokens": solution.usage.generated_tokens, "prompt_tokens": solution.usage.prompt_tokens,
                "llm_calls": solution.usage.calls, "sandbox_runs": solution.sandbox_runs,
                "wall_s": round(wall, 3), "actions": solution.actions, "invalid_actions": solution.invalid_actions,
-               "within_budget": solution.usage.generated_tokens <= budget}
+               "within_budget": solution.usage.generated_tokens <= budget,
+               "prm_tokens": (self.prm.tokens_read - prm_before) if self.prm is not None else 0}
         tree = None
         if solution.tree is not None:
             row["tree"] = "trees/%s-%d-%d-%s.json" % (_file_part(label), budget, seed, _file_part(problem_id))
             tree = solution.tree.to_json(problem_id=problem_id, agent=label, budget=budget, seed=seed)
         return row, tree, list(solution.candidates)
+
+
+def _prm(config: BenchConfig):
+    if config.prm is None:
+        return None
+    from codegym.prm.model import load_prm
+
+    return load_prm(config.prm)
 
 
 def _file_part(text: str) -> str:
@@ -397,10 +411,14 @@ def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, problems: lis
     slots = max(1, min(config.parallel, len(todo)))
     batcher = LockstepBatcher(_backend(config, backend), slots)
     agents_sandbox = Sandbox()  # the environments' own: the judge never runs in it
+    prm, prm_lock = _prm(config), threading.Lock()
 
     def work(slot: int) -> None:
+        from codegym.prm.model import MeteredPRM
+
         with batcher.client(slot) as client:
-            solver = ItemSolver(config, client, problems, agents_sandbox)
+            metered = MeteredPRM(prm, prm_lock) if prm is not None else None
+            solver = ItemSolver(config, client, problems, agents_sandbox, metered)
             for item in todo[slot::slots]:
                 record(solver.solve(item))
 
@@ -416,7 +434,13 @@ class _RayWorker:
     """A Ray actor: loads the environment and policy once, then solves the items it is sent."""
 
     def __init__(self, config: BenchConfig, backend, problems: list):
-        self.solver = ItemSolver(config, _backend(config, backend), problems)
+        import threading
+
+        from codegym.prm.model import MeteredPRM
+
+        prm = _prm(config)
+        metered = MeteredPRM(prm, threading.Lock()) if prm is not None else None
+        self.solver = ItemSolver(config, _backend(config, backend), problems, prm=metered)
 
     def solve(self, item: tuple) -> tuple[dict, str | None, list[str]]:
         return self.solver.solve(item)
@@ -486,8 +510,8 @@ def summarise(rows: list[dict], ks: list[int]) -> dict:
         entry["aspr"] = sum(values) / len(values) if values else None
         entry["aspr_ci"] = list(cluster_bootstrap_interval(list(asprs.values()))) if values else None
         entry["aspr_items"] = len(values)
-        for name in ("generated_tokens", "prompt_tokens", "llm_calls", "sandbox_runs", "wall_s"):
-            entry["mean_" + name] = sum(r[name] for r in members) / len(members)
+        for name in ("generated_tokens", "prompt_tokens", "llm_calls", "sandbox_runs", "wall_s", "prm_tokens"):
+            entry["mean_" + name] = sum(r.get(name, 0) for r in members) / len(members)
         actions = sum(r["actions"] for r in members)
         entry["invalid_action_rate"] = sum(r["invalid_actions"] for r in members) / actions if actions else 0.0
         entry["all_within_budget"] = all(r["within_budget"] for r in members)

@@ -92,3 +92,22 @@ def paired_comparison(a: Mapping[tuple, bool], b: Mapping[tuple, bool], iters: i
             "diff": (only_a - only_b) / len(shared),
             "diff_ci": list(cluster_bootstrap_interval(list(by_problem.values()), iters, seed)),
             "p_mcnemar": mcnemar_exact(only_a, only_b), "a_only": only_a, "b_only": only_b}
+
+
+def auc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
+    """Area under the ROC curve: the chance a random positive outscores a random negative (ties
+    count half). None without both classes."""
+    pairs = sorted(zip(scores, positives))
+    pos = sum(1 for _, p in pairs if p)
+    neg = len(pairs) - pos
+    if not pos or not neg:
+        return None
+    rank_sum, index = 0.0, 0
+    while index < len(pairs):
+        end = index
+        while end < len(pairs) and pairs[end][0] == pairs[index][0]:
+            end += 1
+        mean_rank = (index + 1 + end) / 2  # ranks are 1-based; ties share their mean rank
+        rank_sum += mean_rank * sum(1 for _, p in pairs[index:end] if p)
+        index = end
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)

@@ -37,6 +37,7 @@ FLAGS = {
               "none: this process"),
     "--ray-actors": ("ray_actors", int, "Ray actors; none: one per cluster CPU"),
     "--baseline": ("baseline", str, "print each agent's paired comparison against this label; none: every pair"),
+    "--prm": ("prm", str, "a process reward model every agent receives: token:PATH or logprob:PATH; none: no PRM"),
     "--data-path": ("data_path", str, "data file or folder (MBPP, APPS, custom); none: the environment's default"),
     "--split": ("split", str, "MBPP split (train, validation, test, prompt); none: every split present"),
 }

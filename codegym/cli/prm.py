@@ -17,6 +17,19 @@ def register(sub) -> None:
     data.add_argument("--margin", type=float, default=0.5, help="least Q difference for a preference pair")
     data.add_argument("--min-distance", type=float, default=0.1,
                       help="least text distance (1 - difflib ratio) between a pair's steps")
+    train = add_command(actions, "train", _run_prm_train, "train a token PRM on stepwise labels (soft-label loss)")
+    train.add_argument("--labels", required=True, help="a stepwise_*.jsonl file from codegym prm data")
+    train.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2 (the embedded weights)")
+    train.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
+    train.add_argument("--max-steps", type=int, default=60, help="optimizer steps")
+    train.add_argument("--batch-size", type=int, default=4, help="trajectories per step")
+    train.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate")
+    train.add_argument("--lora", action="store_true", help="train LoRA adapters (PEFT) instead of all weights")
+    train.add_argument("--seed", type=int, default=0, help="seed for data order and init")
+    evaluate = add_command(actions, "eval", _run_prm_eval, "step-level AUC and accuracy of a PRM against labels")
+    evaluate.add_argument("--labels", required=True, help="a stepwise_*.jsonl file (tree_mc_hard: 0/1 labels)")
+    evaluate.add_argument("--prm", required=True, help="token:PATH (a trained PRM) or logprob:PATH (the baseline)")
+    evaluate.add_argument("--json", default=None, help="also write the scores to this file; none: print only")
 
 
 def _run_prm_data(args: argparse.Namespace) -> int:
@@ -25,4 +38,27 @@ def _run_prm_data(args: argparse.Namespace) -> int:
     if not 0 <= args.margin <= 1 or not 0 <= args.min_distance <= 1:
         raise ValueError("--margin and --min-distance are in [0, 1]")
     print(json.dumps(label_run(args.run_dir, args.out, args.margin, args.min_distance), indent=2))
+    return 0
+
+
+def _run_prm_train(args: argparse.Namespace) -> int:
+    from ..prm.train import PRMTrainConfig, read_stepwise, train_token_prm
+
+    read_stepwise(args.labels)  # checked before a model loads or --out is written
+    config = PRMTrainConfig(labels=args.labels, model=args.model, out=args.out, max_steps=args.max_steps,
+                            batch_size=args.batch_size, learning_rate=args.learning_rate, lora=args.lora, seed=args.seed)
+    print(json.dumps(train_token_prm(config), indent=2))
+    return 0
+
+
+def _run_prm_eval(args: argparse.Namespace) -> int:
+    from ..prm.model import evaluate_prm, load_prm
+    from ..prm.train import read_stepwise
+
+    rows = read_stepwise(args.labels)
+    result = {"prm": args.prm, "labels": args.labels, **evaluate_prm(load_prm(args.prm), rows)}
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
     return 0

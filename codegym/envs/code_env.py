@@ -109,7 +109,8 @@ class CodeReasoningEnv(gym.Env[dict, str]):
     ``reward_tests`` ("public"; "all", the split's full test list, only where every problem comes
     from a split marked for training); reward options of :class:`RewardConfig` (``alpha``,
     ``reward_mode``, ``tau_pass``, ``tau_fail``, ``invalid_penalty``, ``aggregate``, ``gamma``);
-    ``on_invalid`` ("continue" or "truncate"); ``prm``; ``sandbox``; ``render_mode`` ("ansi");
+    ``on_invalid`` ("continue" or "truncate"); ``prm`` (a ProcessRewardModel, or a spec such as
+    ``token:PATH``); ``sandbox``; ``render_mode`` ("ansi");
     ``generated_tests`` (a file written by ``codegym tcg generate``, loaded into each problem).
 
     The environment holds public problems only: hidden tests are not in observations, ``info``
@@ -126,7 +127,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
                  reward_mode: Literal["continuous", "binary"] = "continuous", tau_pass: float = 1.0,
                  tau_fail: float = 0.0, invalid_penalty: float = -0.1, aggregate: bool = False,
                  gamma: float = 0.9, on_invalid: Literal["continue", "truncate"] = "continue",
-                 prm: ProcessRewardModel | None = None, sandbox: Sandbox | None = None,
+                 prm: ProcessRewardModel | str | None = None, sandbox: Sandbox | None = None,
                  render_mode: str | None = None, generated_tests: str | os.PathLike | None = None,
                  on_error: Literal["raise", "skip"] = "raise", training: bool | None = None):
         if isinstance(problems, Dataset):
@@ -162,6 +163,10 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         self.reward_tests, self.on_invalid = reward_tests, on_invalid
         self.reward_config = RewardConfig(alpha=alpha, mode=reward_mode, tau_pass=tau_pass, tau_fail=tau_fail,
                                           invalid_penalty=invalid_penalty, aggregate=aggregate, gamma=gamma)
+        if isinstance(prm, str):
+            from ..prm.model import load_prm
+
+            prm = load_prm(prm)
         self.prm, self.sandbox, self.render_mode = prm, sandbox, render_mode
         self.training_step = 0  # t in the aggregated reward's alpha(t); trainers advance it
         self._trajectory_chars = max_steps * (max_step_chars + 16)

@@ -1,4 +1,5 @@
-"""Training the test case generator with TRL: SFT, then DPO (optionally LoRA through PEFT).
+"""Training the test case generator with TRL: SFT, then DPO (optionally LoRA through PEFT); the
+plumbing (output folder, resume, LoRA, final save) is :mod:`codegym.training`, shared with the PRM.
 
 Works on any transformers causal LM; on CPU with the embedded SmolLM2 at small step counts.
 Each run writes its config next to the output, resumes from the last checkpoint in ``out``, and
@@ -7,10 +8,10 @@ can export the result for the embedded CPU engine (``export_ct2``), loadable as 
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from ..training import cuda, last_checkpoint, lora_config, model_path, prepare_output, require, save_final, write_summary
 
 
 @dataclass
@@ -34,14 +35,6 @@ class TCGTrainConfig:
     export_ct2: bool = True
 
 
-def _model_path(name: str) -> str:
-    if name.lower() in ("smollm2", "embedded", "default"):
-        from ..llm.embedded import prepare_embedded
-
-        return str(prepare_embedded() / "hf")
-    return name
-
-
 def _problems(config: TCGTrainConfig):
     """The training problems: only a split marked for training has the references that label rows."""
     from ..datasets import load_dataset
@@ -56,56 +49,18 @@ def _problems(config: TCGTrainConfig):
     return problems
 
 
-def _last_checkpoint(out: Path) -> str | None:
-    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
-
-
-def _peft(config: TCGTrainConfig):
-    if not config.lora:
-        return None
-    from peft import LoraConfig
-
-    return LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, task_type="CAUSAL_LM",
-                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-
-
-def _finish(trainer, config: TCGTrainConfig, out: Path, model_path: str) -> dict:
-    model = trainer.model
-    if config.lora:
-        model = model.merge_and_unload()
-    final = out / "final"
-    model.save_pretrained(final)
-    trainer.processing_class.save_pretrained(final)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    summary = {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-               "steps": trainer.state.global_step, "final": str(final)}
+def _finish(trainer, config: TCGTrainConfig, out: Path) -> dict:
+    summary = save_final(trainer, out, merge_lora=config.lora)
     if config.export_ct2:
         from ctranslate2.converters import TransformersConverter
 
+        final = Path(summary["final"])
         tokenizer_files = [name for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
                            if (final / name).exists()]
         TransformersConverter(str(final), copy_files=tokenizer_files).convert(str(out / "ct2"), quantization="int8",
                                                                                force=True)
         summary["ct2"] = str(out / "ct2")
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _prepare(config: TCGTrainConfig) -> tuple[Path, str]:
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
-    os.environ.setdefault("WANDB_DISABLED", "true")
-    return out, _model_path(config.model)
-
-
-def _training_packages() -> None:
-    import importlib.util
-
-    missing = [name for name in ("datasets", "trl") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ValueError("TCG training needs %s: pip install 'codegym[train]'" % " and ".join(missing))
+    return write_summary(out, summary)
 
 
 def train_sft(config: TCGTrainConfig) -> dict:
@@ -114,20 +69,21 @@ def train_sft(config: TCGTrainConfig) -> dict:
     rows = sft_rows(_problems(config))
     if not rows:
         raise ValueError("no SFT rows: the dataset has no function problems with call tests")
-    _training_packages()
+    require("datasets", "trl")
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    out, model_path = _prepare(config)
+    out, model = prepare_output(config.out, config), model_path(config.model)
     args = SFTConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
                      learning_rate=config.learning_rate, logging_steps=5, save_steps=max(10, config.max_steps // 3),
-                     save_total_limit=2, report_to=[], seed=config.seed, use_cpu=not _cuda(), completion_only_loss=True,
+                     save_total_limit=2, report_to=[], seed=config.seed, use_cpu=not cuda(), completion_only_loss=True,
                      disable_tqdm=False, gradient_checkpointing=False)
-    trainer = SFTTrainer(model=model_path, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model_path), peft_config=_peft(config))
-    trainer.train(resume_from_checkpoint=_last_checkpoint(out))
-    return _finish(trainer, config, out, model_path)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=AutoTokenizer.from_pretrained(model),
+                         peft_config=lora_config(config.lora, config.lora_rank))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out))
+    return _finish(trainer, config, out)
 
 
 def train_dpo(config: TCGTrainConfig) -> dict:
@@ -136,23 +92,18 @@ def train_dpo(config: TCGTrainConfig) -> dict:
     rows = dpo_rows(_problems(config), seed=config.seed)
     if not rows:
         raise ValueError("no DPO rows: the dataset has no function problems with call tests")
-    _training_packages()
+    require("datasets", "trl")
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    out, model_path = _prepare(config)
+    out, model = prepare_output(config.out, config), model_path(config.model)
     args = DPOConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
                      learning_rate=config.learning_rate, beta=config.beta, logging_steps=5,
                      save_steps=max(10, config.max_steps // 3), save_total_limit=2, report_to=[], seed=config.seed,
-                     use_cpu=not _cuda(), disable_tqdm=False, gradient_checkpointing=False)
-    trainer = DPOTrainer(model=model_path, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model_path), peft_config=_peft(config))
-    trainer.train(resume_from_checkpoint=_last_checkpoint(out))
-    return _finish(trainer, config, out, model_path)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+                     use_cpu=not cuda(), disable_tqdm=False, gradient_checkpointing=False)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=AutoTokenizer.from_pretrained(model),
+                         peft_config=lora_config(config.lora, config.lora_rank))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out))
+    return _finish(trainer, config, out)

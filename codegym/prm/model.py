@@ -1,0 +1,200 @@
+"""Process reward models on a causal LM, and the baseline they must beat.
+
+* :class:`TokenPRM`: after each step comes a rating tag (``"\\nRating:"``); the step's score is
+  the model's probability of ``" +"`` against ``" -"`` as the next token (O1-CODER's and
+  Math-Shepherd's token PRM). Trained by :mod:`codegym.prm.train` with a soft-label loss.
+* :class:`LogProbPRM`: no training: a step's score is the exponentiated mean log-probability of its
+  tokens under a causal LM given the problem and the steps before it (the policy's own confidence).
+
+Both score every step of many trajectories in batched forward passes (right-padded; a step's
+score does not depend on its batch) and count the tokens they read (``tokens_read``), so the PRM's
+compute can be reported beside the policy's. ``load_prm(spec)``: ``token:PATH``, ``logprob:PATH``
+(``smollm2`` for the embedded weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..datasets import Problem
+from ..envs.steps import Step, format_step
+
+RATING_TAG = "\nRating:"
+GOOD, BAD = " +", " -"
+
+
+@dataclass
+class Encoded:
+    """One trajectory as token ids: where each step's rating tag ends, and each step's token span."""
+
+    ids: list[int]
+    tags: list[int]
+    spans: list[tuple[int, int]]
+
+
+class StepEncoder:
+    """Builds token ids piece by piece, so positions are exact (no re-tokenisation drift). A
+    sequence over ``max_length`` loses the start of its problem text, never a step."""
+
+    def __init__(self, tokenizer, max_length: int = 1024):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode(self, prompt: str, steps: Sequence[str], tags: bool = True) -> Encoded:
+        head = self._ids(prompt)
+        body, tag_positions, spans = [], [], []
+        for step in steps:
+            start = len(body)
+            body += self._ids("\n" + step)
+            spans.append((start, len(body)))
+            if tags:
+                body += self._ids(RATING_TAG)
+                tag_positions.append(len(body) - 1)
+        head = head[max(0, len(head) + len(body) - self.max_length):]
+        shift = len(head)
+        return Encoded(head + body, [p + shift for p in tag_positions], [(a + shift, b + shift) for a, b in spans])
+
+
+def _batches(encoded: list[Encoded], size: int):
+    """Indices in batches of similar length (longest first), each batch right-padded."""
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].ids))
+    for start in range(0, len(order), size):
+        yield order[start:start + size]
+
+
+class _CausalLMScorer:
+    def __init__(self, path: str, device: str | None = None, batch_size: int = 8, max_length: int = 1024):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from ..training import model_path
+
+        path = model_path(path)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
+        self.encoder = StepEncoder(self.tokenizer, max_length)
+        self.batch_size, self.tokens_read, self.path = batch_size, 0, path
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def _logits(self, rows: list[list[int]]):
+        import torch
+
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        self.tokens_read += sum(map(len, rows))
+        with torch.no_grad():
+            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+
+    def score(self, problem: Problem, steps: Sequence[Step]) -> list[float]:
+        from ..envs import render_problem
+
+        return self.score_many([(render_problem(problem), [format_step(s.kind, s.text) for s in steps])])[0]
+
+    def score_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+        """One score per step of each (prompt, step texts) item."""
+        encoded = [self._encode(prompt, steps) for prompt, steps in items]
+        scores: list[list[float]] = [[] for _ in items]
+        for batch in _batches(encoded, self.batch_size):
+            logits = self._logits([encoded[i].ids for i in batch])
+            for row, index in enumerate(batch):
+                scores[index] = self._read(logits[row], encoded[index])
+        return scores
+
+
+class TokenPRM(_CausalLMScorer):
+    """p(" +") against p(" -") at the rating tag after each step."""
+
+    def __init__(self, path: str, **options):
+        super().__init__(path, **options)
+        self.good, self.bad = rating_ids(self.tokenizer)
+
+    def _encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+        return self.encoder.encode(prompt, steps)
+
+    def _read(self, logits, encoded: Encoded) -> list[float]:
+        pair = logits[encoded.tags][:, [self.good, self.bad]]
+        return pair.softmax(-1)[:, 0].tolist()
+
+
+class LogProbPRM(_CausalLMScorer):
+    """exp(mean log-probability of the step's tokens) given everything before it."""
+
+    def _encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+        return self.encoder.encode(prompt, steps, tags=False)
+
+    def _read(self, logits, encoded: Encoded) -> list[float]:
+        import torch
+
+        log_probs = torch.log_softmax(logits, -1)
+        ids = torch.tensor(encoded.ids)
+        out = []
+        for start, end in encoded.spans:
+            start = max(start, 1)
+            picked = log_probs[start - 1:end - 1].gather(1, ids[start:end].to(log_probs.device)[:, None])
+            out.append(float(picked.mean().exp()) if end > start else 0.0)
+        return out
+
+
+def rating_ids(tokenizer) -> tuple[int, int]:
+    """The token ids of the ratings (each must be a single token)."""
+    good, bad = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in (GOOD, BAD))
+    if len(good) != 1 or len(bad) != 1:
+        raise ValueError("the tokenizer splits the ratings %r / %r into several tokens" % (GOOD, BAD))
+    return good[0], bad[0]
+
+
+def load_prm(spec: str, **options):
+    """A PRM from a spec: ``token:PATH`` (a trained TokenPRM) or ``logprob:PATH`` (the baseline)."""
+    kind, _, path = spec.partition(":")
+    if kind == "token" and path:
+        return TokenPRM(path, **options)
+    if kind == "logprob" and path:
+        return LogProbPRM(path, **options)
+    raise ValueError("unknown PRM spec %r: use token:PATH or logprob:PATH (logprob:smollm2 for the policy's weights)"
+                     % spec)
+
+
+def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5) -> dict:
+    """Step-level AUC and accuracy of ``prm`` against stepwise rows' labels (a label at or above
+    ``threshold`` is a good step), over every labelled step."""
+    from ..stats import auc
+
+    scores = prm.score_many([(row["prompt"], row["completions"]) for row in rows])
+    flat = [(s, label >= threshold) for row, row_scores in zip(rows, scores) for s, label in zip(row_scores, row["labels"])]
+    return {"steps": len(flat), "positives": sum(p for _, p in flat), "auc": auc([s for s, _ in flat], [p for _, p in flat]),
+            "accuracy": sum((s >= 0.5) == p for s, p in flat) / len(flat) if flat else None,
+            "tokens_read": prm.tokens_read}
+
+
+def check_prm_spec(spec: str) -> None:
+    """Validate a PRM spec without loading it (a one-line ValueError or FileNotFoundError)."""
+    import os
+
+    kind, _, path = spec.partition(":")
+    if kind not in ("token", "logprob") or not path:
+        load_prm(spec)  # raises the unknown-spec error
+    if path.lower() not in ("smollm2", "embedded", "default") and not os.path.isdir(path):
+        raise FileNotFoundError("PRM %r: no model folder at %s" % (spec, path))
+
+
+class MeteredPRM:
+    """One user's view of a shared PRM: calls are serialised, and the tokens read for this user
+    are counted in ``tokens_read`` (a benchmark row reports them beside the generated tokens)."""
+
+    def __init__(self, inner, lock):
+        self.inner, self.lock, self.tokens_read = inner, lock, 0
+
+    def score(self, problem: Problem, steps: Sequence[Step]) -> list[float]:
+        with self.lock:
+            before = self.inner.tokens_read
+            scores = self.inner.score(problem, steps)
+            self.tokens_read += self.inner.tokens_read - before
+        return scores

@@ -1,0 +1,80 @@
+"""Training plumbing shared by every trainer (TCG, PRM, policy): model paths, output folders that
+record their config and resume, LoRA, the final save and its loss summary.
+
+Each trainer keeps only what is its own (data rows, loss); everything here behaves the same for
+all of them, so a run of any trainer writes ``train_config.json``, resumes from the last
+``checkpoint-*`` in its output folder after a kill, and ends with ``final/`` and
+``train_summary.json``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+
+def model_path(name: str) -> str:
+    """A transformers path or id; ``smollm2`` is the embedded model's weights."""
+    if name.lower() in ("smollm2", "embedded", "default"):
+        from .llm.embedded import prepare_embedded
+
+        return str(prepare_embedded() / "hf")
+    return name
+
+
+def require(*packages: str) -> None:
+    """A one-line error naming the extra to install when a training package is missing."""
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ValueError("training needs %s: pip install 'codegym[train]'" % " and ".join(missing))
+
+
+def prepare_output(out: str | os.PathLike, config: Any) -> Path:
+    """Create ``out`` and write the run's config there (a dataclass)."""
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    return path
+
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder in ``out`` (a run killed mid-way resumes there)."""
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def lora_config(enabled: bool, rank: int):
+    """PEFT LoRA on the attention projections, or None."""
+    if not enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=2 * rank, task_type="CAUSAL_LM",
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+def cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def save_final(trainer, out: Path, merge_lora: bool) -> dict:
+    """Save the trained model and tokenizer to ``out/final``; returns the loss summary."""
+    model = trainer.model.merge_and_unload() if merge_lora else trainer.model
+    final = out / "final"
+    model.save_pretrained(final)
+    trainer.processing_class.save_pretrained(final)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+            "steps": trainer.state.global_step, "final": str(final)}
+
+
+def write_summary(out: Path, summary: dict) -> dict:
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,115 @@
+"""PRM models on a tiny random Llama: batched scoring, the soft-label loss, training, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from codegym.llm.embedded import prepare_embedded
+
+    path = tmp_path_factory.mktemp("tiny-prm")
+    tokenizer = AutoTokenizer.from_pretrained(prepare_embedded() / "hf")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+ITEMS = [("Add two numbers.", ["[define]\n1. add a and b", "[translate]\n```python\ndef f(a, b): return a + b\n```"]),
+         ("Reverse a string.", ["[define]\n1. slice backwards"]),
+         ("Sort a list, a long statement " * 20, ["[define]\n1. sorted", "[refine]\n1. key", "[translate]\nx"])]
+
+
+@pytest.mark.parametrize("kind", ["token", "logprob"])
+def test_batched_scores_equal_one_at_a_time(tiny, kind):
+    from codegym.prm.model import load_prm
+
+    prm = load_prm("%s:%s" % (kind, tiny), batch_size=3)
+    together = prm.score_many(ITEMS)
+    alone = [prm.score_many([item])[0] for item in ITEMS]
+    assert [len(s) for s in together] == [2, 1, 3]
+    for a, b in zip(together, alone):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert all(0.0 <= x <= 1.0 for row in together for x in row) and prm.tokens_read > 0
+
+
+def test_soft_rating_loss_by_hand():
+    from codegym.prm.train import soft_rating_loss
+
+    logits = torch.zeros((1, 2, 4))
+    logits[0, 1, 2] = 2.0  # the "good" token's logit at position 1
+    loss = soft_rating_loss(logits, (torch.tensor([0]), torch.tensor([1])), torch.tensor([0.75]), good=2, bad=3)
+    q = torch.tensor([2.0, 0.0]).softmax(0)
+    assert float(loss) == pytest.approx(float(-(0.75 * q[0].log() + 0.25 * q[1].log())), rel=1e-6)
+
+
+def test_training_lowers_the_loss_and_learns_to_rank_steps(tiny, tmp_path):
+    from codegym.prm.model import TokenPRM, evaluate_prm
+    from codegym.prm.train import PRMTrainConfig, read_stepwise, train_token_prm
+
+    rows = []
+    for i in range(16):
+        rows.append({"prompt": "Problem %d: compute the total." % i,
+                     "completions": ["[define]\n1. loop and add the numbers correctly", "[translate]\nwrong guess %d" % i],
+                     "labels": [0.9, 0.1]})
+    labels = tmp_path / "stepwise_q.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = train_token_prm(PRMTrainConfig(labels=str(labels), model=tiny, out=str(tmp_path / "prm"), max_steps=20,
+                                             batch_size=4, learning_rate=3e-3))
+    assert summary["steps"] == 20 and summary["last_loss"] < summary["first_loss"]
+    assert json.loads((tmp_path / "prm" / "train_config.json").read_text())["max_steps"] == 20
+    result = evaluate_prm(TokenPRM(summary["final"]), read_stepwise(labels))
+    assert result["steps"] == 32 and result["auc"] > 0.9 and result["accuracy"] > 0.9
+
+
+def test_bad_labels_and_specs_are_one_line_errors(tmp_path):
+    from codegym.cli import main
+    from codegym.prm.model import load_prm
+    from codegym.prm.train import read_stepwise
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "completions": ["a", "b"], "labels": [0.5]}) + "\n")
+    with pytest.raises(ValueError, match="as many labels"):
+        read_stepwise(bad)
+    with pytest.raises(ValueError, match="unknown PRM spec"):
+        load_prm("value:x")
+    assert main(["prm", "train", "--labels", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_prm_spec_drives_env_rewards_and_every_agent_in_bench(tiny, tmp_path):
+    import gymnasium as gym
+
+    import codegym
+    from codegym.bench import BenchConfig, read_rows, run_bench
+    from codegym.llm.scripted import ScriptedBackend
+
+    env = gym.make("CodeGym/Starter-v0", prm="token:%s" % tiny)
+    env.reset(options={"problem_id": "starter/gcd"})
+    _, reward, _, _, info = env.step(codegym.format_step("define", "1. Euclid"))
+    assert 0.0 < reward < 1.0 and info["process_reward"] == reward
+
+    def script(prompt, seed):
+        return "def gcd(a, b):\n    return a\n" if prompt.endswith("```python\n") else " plan %d" % seed
+
+    config = BenchConfig(agents=["m=mcts:value=prm", "b=best-of-n:selector=prm", "beam=beam:score=prm"],
+                         budget_tokens=[200], problems=["starter/gcd"], out=str(tmp_path / "run"), aspr_samples=0,
+                         cache=False, prm="token:%s" % tiny)
+    run_bench(config, progress=False, backend=ScriptedBackend(script))
+    rows = read_rows(tmp_path / "run" / "results.jsonl")
+    assert len(rows) == 3 and all(r["prm_tokens"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="needs a process reward model"):
+        run_bench(BenchConfig(agents=["m=mcts:value=prm"], out=str(tmp_path / "never")),
+                  backend=ScriptedBackend(script))
+    assert not (tmp_path / "never").exists()
