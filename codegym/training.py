@@ -64,9 +64,11 @@ def cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def save_final(trainer, out: Path, merge_lora: bool) -> dict:
-    """Save the trained model and tokenizer to ``out/final``; returns the loss summary."""
-    model = trainer.model.merge_and_unload() if merge_lora else trainer.model
+def save_final(trainer, out: Path, merge_lora: bool, model=None) -> dict:
+    """Save the trained model (``model``, else the trainer's) and tokenizer to ``out/final``;
+    returns the loss summary."""
+    model = model if model is not None else trainer.model
+    model = model.merge_and_unload() if merge_lora else model
     final = out / "final"
     model.save_pretrained(final)
     trainer.processing_class.save_pretrained(final)

@@ -56,7 +56,7 @@ def test_soft_rating_loss_by_hand():
 
 def test_training_lowers_the_loss_and_learns_to_rank_steps(tiny, tmp_path):
     from codegym.prm.model import TokenPRM, evaluate_prm
-    from codegym.prm.train import PRMTrainConfig, read_stepwise, train_token_prm
+    from codegym.prm.train import PRMTrainConfig, read_stepwise, train_prm
 
     rows = []
     for i in range(16):
@@ -65,7 +65,7 @@ def test_training_lowers_the_loss_and_learns_to_rank_steps(tiny, tmp_path):
                      "labels": [0.9, 0.1]})
     labels = tmp_path / "stepwise_q.jsonl"
     labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = train_token_prm(PRMTrainConfig(labels=str(labels), model=tiny, out=str(tmp_path / "prm"), max_steps=20,
+    summary = train_prm(PRMTrainConfig(labels=str(labels), model=tiny, out=str(tmp_path / "prm"), max_steps=20,
                                              batch_size=4, learning_rate=3e-3))
     assert summary["steps"] == 20 and summary["last_loss"] < summary["first_loss"]
     assert json.loads((tmp_path / "prm" / "train_config.json").read_text())["max_steps"] == 20
@@ -83,7 +83,9 @@ def test_bad_labels_and_specs_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="as many labels"):
         read_stepwise(bad)
     with pytest.raises(ValueError, match="unknown PRM spec"):
-        load_prm("value:x")
+        load_prm("vibes:x")
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        load_prm("value:/nonexistent")
     assert main(["prm", "train", "--labels", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
 
@@ -113,3 +115,27 @@ def test_a_prm_spec_drives_env_rewards_and_every_agent_in_bench(tiny, tmp_path):
         run_bench(BenchConfig(agents=["m=mcts:value=prm"], out=str(tmp_path / "never")),
                   backend=ScriptedBackend(script))
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("objective", ["point", "pair"])
+def test_value_prm_trains_point_and_pair_wise(tiny, tmp_path, objective):
+    from codegym.prm.model import ValuePRM, evaluate_prm, load_prm
+    from codegym.prm.train import PRMTrainConfig, train_prm
+
+    stepwise = [{"prompt": "Problem %d: compute the total." % i,
+                 "completions": ["[define]\n1. loop and add the numbers correctly", "[translate]\nwrong guess %d" % i],
+                 "labels": [0.9, 0.1]} for i in range(16)]
+    pairs = [{"prompt": "Problem %d: compute the total." % i, "chosen": "[define]\n1. loop and add the numbers correctly",
+              "rejected": "[translate]\nwrong guess %d" % i, "margin": 0.8} for i in range(16)]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in (pairs if objective == "pair" else stepwise)))
+    summary = train_prm(PRMTrainConfig(labels=str(labels), kind="value", objective=objective, model=tiny,
+                                       out=str(tmp_path / "prm"), max_steps=20, batch_size=4, learning_rate=3e-3))
+    assert summary["last_loss"] < summary["first_loss"]
+    prm = load_prm("value:%s" % summary["final"])
+    assert isinstance(prm, ValuePRM)
+    assert evaluate_prm(prm, stepwise)["auc"] > 0.9
+    together = prm.score_many(ITEMS)
+    assert together[1] == pytest.approx(prm.score_many([ITEMS[1]])[0], abs=1e-5)
+    with pytest.raises(ValueError, match="objective"):
+        PRMTrainConfig(kind="token", objective="pair")

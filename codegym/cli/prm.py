@@ -17,8 +17,12 @@ def register(sub) -> None:
     data.add_argument("--margin", type=float, default=0.5, help="least Q difference for a preference pair")
     data.add_argument("--min-distance", type=float, default=0.1,
                       help="least text distance (1 - difflib ratio) between a pair's steps")
-    train = add_command(actions, "train", _run_prm_train, "train a token PRM on stepwise labels (soft-label loss)")
-    train.add_argument("--labels", required=True, help="a stepwise_*.jsonl file from codegym prm data")
+    train = add_command(actions, "train", _run_prm_train, "train a token or value PRM on stepwise labels or pairs")
+    train.add_argument("--labels", required=True, help="stepwise_*.jsonl (point-wise) or pairs.jsonl (--objective pair)")
+    train.add_argument("--kind", choices=("token", "value"), default="token",
+                       help="token: p(+) at a rating tag; value: a scalar head on the tag's hidden state")
+    train.add_argument("--objective", choices=("point", "pair"), default="point",
+                       help="point: soft-label cross-entropy; pair: Bradley-Terry on sibling pairs (value only)")
     train.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2 (the embedded weights)")
     train.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
     train.add_argument("--max-steps", type=int, default=60, help="optimizer steps")
@@ -28,7 +32,8 @@ def register(sub) -> None:
     train.add_argument("--seed", type=int, default=0, help="seed for data order and init")
     evaluate = add_command(actions, "eval", _run_prm_eval, "step-level AUC and accuracy of a PRM against labels")
     evaluate.add_argument("--labels", required=True, help="a stepwise_*.jsonl file (tree_mc_hard: 0/1 labels)")
-    evaluate.add_argument("--prm", required=True, help="token:PATH (a trained PRM) or logprob:PATH (the baseline)")
+    evaluate.add_argument("--prm", required=True,
+                          help="token:PATH or value:PATH (a trained PRM), or logprob:PATH (the baseline)")
     evaluate.add_argument("--json", default=None, help="also write the scores to this file; none: print only")
 
 
@@ -42,12 +47,13 @@ def _run_prm_data(args: argparse.Namespace) -> int:
 
 
 def _run_prm_train(args: argparse.Namespace) -> int:
-    from ..prm.train import PRMTrainConfig, read_stepwise, train_token_prm
+    from ..prm.train import PRMTrainConfig, read_pairs, read_stepwise, train_prm
 
-    read_stepwise(args.labels)  # checked before a model loads or --out is written
-    config = PRMTrainConfig(labels=args.labels, model=args.model, out=args.out, max_steps=args.max_steps,
-                            batch_size=args.batch_size, learning_rate=args.learning_rate, lora=args.lora, seed=args.seed)
-    print(json.dumps(train_token_prm(config), indent=2))
+    config = PRMTrainConfig(labels=args.labels, kind=args.kind, objective=args.objective, model=args.model,
+                            out=args.out, max_steps=args.max_steps, batch_size=args.batch_size,
+                            learning_rate=args.learning_rate, lora=args.lora, seed=args.seed)
+    (read_pairs if config.objective == "pair" else read_stepwise)(args.labels)  # before a model loads or --out
+    print(json.dumps(train_prm(config), indent=2))
     return 0
 
 

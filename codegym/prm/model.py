@@ -8,8 +8,12 @@
 
 Both score every step of many trajectories in batched forward passes (right-padded; a step's
 score does not depend on its batch) and count the tokens they read (``tokens_read``), so the PRM's
-compute can be reported beside the policy's. ``load_prm(spec)``: ``token:PATH``, ``logprob:PATH``
-(``smollm2`` for the embedded weights).
+compute can be reported beside the policy's. ``load_prm(spec)``: ``token:PATH``, ``value:PATH``,
+``logprob:PATH`` (``smollm2`` for the embedded weights).
+
+* :class:`ValuePRM`: a scalar head on the hidden state at each step's rating tag, squashed to
+  (0, 1); trained point-wise (cross-entropy on soft labels) or pair-wise (Bradley-Terry on
+  sibling pairs), as rStar-Math's process preference model.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class _CausalLMScorer:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def _logits(self, rows: list[list[int]]):
+        """The model's per-position outputs for right-padded ``rows`` (logits; hidden states and
+        the value head's scores for :class:`ValuePRM`)."""
         import torch
 
         width = max(map(len, rows))
@@ -91,7 +97,14 @@ class _CausalLMScorer:
             mask[i, : len(row)] = 1
         self.tokens_read += sum(map(len, rows))
         with torch.no_grad():
-            return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+            output = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                output_hidden_states=self.wants_hidden)
+        return self._outputs(output)
+
+    wants_hidden = False
+
+    def _outputs(self, output):
+        return output.logits.float()
 
     def score(self, problem: Problem, steps: Sequence[Step]) -> list[float]:
         from ..envs import render_problem
@@ -143,6 +156,51 @@ class LogProbPRM(_CausalLMScorer):
         return out
 
 
+VALUE_HEAD = "value_head.pt"
+
+
+def value_head(hidden_size: int):
+    """The scalar head on a step's last hidden state (rStar-Math's PPM), zero-initialised."""
+    import torch
+
+    head = torch.nn.Linear(hidden_size, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    return head
+
+
+class ValuePRM(_CausalLMScorer):
+    """sigmoid(head(last hidden state at the rating tag after each step)); the head is saved
+    beside the model as ``value_head.pt`` by :func:`codegym.prm.train.train_value_prm`."""
+
+    wants_hidden = True
+
+    def __init__(self, path: str, **options):
+        import os
+
+        import torch
+
+        super().__init__(path, **options)
+        file = os.path.join(self.path, VALUE_HEAD)
+        if not os.path.exists(file):
+            raise FileNotFoundError("no %s in %s: train a value PRM with codegym prm train --kind value" % (VALUE_HEAD, path))
+        self.head = value_head(self.model.config.hidden_size)
+        self.head.load_state_dict(torch.load(file, map_location="cpu"))
+        self.head.to(self.device).eval()
+
+    def _outputs(self, output):
+        import torch
+
+        with torch.no_grad():
+            return torch.sigmoid(self.head(output.hidden_states[-1].float())).squeeze(-1)
+
+    def _encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+        return self.encoder.encode(prompt, steps)
+
+    def _read(self, values, encoded: Encoded) -> list[float]:
+        return values[encoded.tags].tolist()
+
+
 def rating_ids(tokenizer) -> tuple[int, int]:
     """The token ids of the ratings (each must be a single token)."""
     good, bad = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in (GOOD, BAD))
@@ -151,15 +209,27 @@ def rating_ids(tokenizer) -> tuple[int, int]:
     return good[0], bad[0]
 
 
-def load_prm(spec: str, **options):
-    """A PRM from a spec: ``token:PATH`` (a trained TokenPRM) or ``logprob:PATH`` (the baseline)."""
+KINDS = {"token": TokenPRM, "value": ValuePRM, "logprob": LogProbPRM}
+
+
+def check_prm_spec(spec: str) -> tuple[str, str]:
+    """Validate a PRM spec without loading it (a one-line ValueError or FileNotFoundError): a
+    known kind and a local model folder, so nothing is ever fetched from a hub."""
+    import os
+
     kind, _, path = spec.partition(":")
-    if kind == "token" and path:
-        return TokenPRM(path, **options)
-    if kind == "logprob" and path:
-        return LogProbPRM(path, **options)
-    raise ValueError("unknown PRM spec %r: use token:PATH or logprob:PATH (logprob:smollm2 for the policy's weights)"
-                     % spec)
+    if kind not in KINDS or not path:
+        raise ValueError("unknown PRM spec %r: use token:PATH, value:PATH or logprob:PATH (logprob:smollm2 for the "
+                         "policy's weights)" % spec)
+    if path.lower() not in ("smollm2", "embedded", "default") and not os.path.isdir(path):
+        raise FileNotFoundError("PRM %r: no model folder at %s" % (spec, path))
+    return kind, path
+
+
+def load_prm(spec: str, **options):
+    """A PRM from a spec: ``token:PATH``, ``value:PATH`` (trained PRMs) or ``logprob:PATH`` (the baseline)."""
+    kind, path = check_prm_spec(spec)
+    return KINDS[kind](path, **options)
 
 
 def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5) -> dict:
@@ -173,16 +243,6 @@ def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5) -> dict:
             "accuracy": sum((s >= 0.5) == p for s, p in flat) / len(flat) if flat else None,
             "tokens_read": prm.tokens_read}
 
-
-def check_prm_spec(spec: str) -> None:
-    """Validate a PRM spec without loading it (a one-line ValueError or FileNotFoundError)."""
-    import os
-
-    kind, _, path = spec.partition(":")
-    if kind not in ("token", "logprob") or not path:
-        load_prm(spec)  # raises the unknown-spec error
-    if path.lower() not in ("smollm2", "embedded", "default") and not os.path.isdir(path):
-        raise FileNotFoundError("PRM %r: no model folder at %s" % (spec, path))
 
 
 class MeteredPRM:
