@@ -115,3 +115,30 @@ def test_prm_data_from_a_bench_run(tmp_path):
     assert all(r["reward_tests"] == "public" and len(r["labels"]) == len(r["completions"]) for r in rows)
     assert main(["prm", "data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_monte_carlo_rollout_labels(sandbox):
+    from codegym.datasets import load_dataset
+    from codegym.prm.labels import rollout_labels, rollout_rows
+
+    good = "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n"
+
+    def script(prompt, seed):  # a translate passes only after the define step "plan 1"
+        if prompt.endswith("```python\n"):
+            return good if "plan 1" in prompt else "def gcd(a, b):\n    return 1\n"
+        return " plan %d" % (seed % 3)
+
+    problem = load_dataset("starter").get("starter/gcd")
+    env = gym.make("CodeGym/Starter-v0", problems=[problem], sandbox=sandbox)
+    policy = StepPolicy(ScriptedBackend(script), "pseudocode", chat=False)
+    tree = make_agent("mcts", policy, seed=0, expansion=3).solve(env, problem.id, Budget(tokens=400)).tree
+    root = Node.from_dict(json.loads(tree.to_json())["root"])
+    labels = rollout_labels(root, problem, policy, sandbox, list(problem.public_tests), k=3)
+    defines = [n for n in root.children if n.kind == "define"]
+    assert {"plan 1" in n.text for n in defines} == {True, False}
+    for node in defines:
+        assert labels[node.id] == ((1.0, 1.0) if "plan 1" in node.text else (0.0, 0.0))
+    translates = [c for n in defines for c in n.children if c.kind == "translate"]
+    assert translates and all(labels[t.id][1] == float("return a" in t.text) for t in translates)
+    rows = rollout_rows(root, "P", problem.id, PROVENANCE, labels)
+    assert rows["mc_soft"] and len(rows["mc_soft"]) == len(rows["mc_hard"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .common import add_command
 
@@ -17,6 +18,11 @@ def register(sub) -> None:
     data.add_argument("--margin", type=float, default=0.5, help="least Q difference for a preference pair")
     data.add_argument("--min-distance", type=float, default=0.1,
                       help="least text distance (1 - difflib ratio) between a pair's steps")
+    data.add_argument("--rollouts", type=int, default=0,
+                      help="also Monte-Carlo labels: translates sampled per reasoning prefix (0: off)")
+    data.add_argument("--policy", default="smollm2", help="the model that samples the rollouts (with --rollouts)")
+    data.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the rollouts")
+    data.add_argument("--seed", type=int, default=0, help="seed of the rollouts")
     train = add_command(actions, "train", _run_prm_train, "train a token or value PRM on stepwise labels or pairs")
     train.add_argument("--labels", required=True, help="stepwise_*.jsonl (point-wise) or pairs.jsonl (--objective pair)")
     train.add_argument("--kind", choices=("token", "value"), default="token",
@@ -42,7 +48,19 @@ def _run_prm_data(args: argparse.Namespace) -> int:
 
     if not 0 <= args.margin <= 1 or not 0 <= args.min_distance <= 1:
         raise ValueError("--margin and --min-distance are in [0, 1]")
-    print(json.dumps(label_run(args.run_dir, args.out, args.margin, args.min_distance), indent=2))
+    if args.rollouts < 0:
+        raise ValueError("--rollouts must be at least 0")
+    if not (Path(args.run_dir) / "config.json").is_file():
+        raise FileNotFoundError("no config.json in %s (a codegym bench output folder)" % args.run_dir)
+    policy = None
+    if args.rollouts:
+        from ..llm import check_spec, load
+        from ..policy import StepPolicy
+
+        check_spec(args.policy)
+        policy = StepPolicy(load(args.policy))
+    print(json.dumps(label_run(args.run_dir, args.out, args.margin, args.min_distance, args.rollouts, policy,
+                               args.temperature, args.seed), indent=2))
     return 0
 
 

@@ -10,6 +10,11 @@ Point-wise labels, one per step prefix (root -> node):
     that pass all their reward tests, and whether any does (Math-Shepherd's soft and hard labels,
     with the tree's own translates as the completions).
 
+Monte-Carlo labels from dedicated rollouts (:func:`rollout_rows`): from every reasoning prefix
+(define, refine) of a tree, ``k`` translate steps are sampled in one batched generation and run on
+the reward tests: ``mc_soft`` is the fraction that pass, ``mc_hard`` whether any does; a translate
+step's own label is its verdict.
+
 Pair-wise labels: at each parent, the (up to) two best siblings by Q against the two worst, kept
 when the Q margin is at least ``margin`` and the step texts differ by at least ``min_distance``
 (1 - difflib ratio), as in rStar-Math's preference pairs.
@@ -30,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..envs.steps import format_step
+from ..envs.steps import format_step, format_trajectory, parse_step
 
 POINT_LABELS = ("q", "tree_mc_soft", "tree_mc_hard")
 
@@ -132,15 +137,73 @@ def pair_rows(root: Node, prompt: str, problem_id: str, provenance: Provenance, 
     return rows
 
 
+def rollout_labels(root: Node, problem, policy, sandbox, tests: list, k: int = 4, temperature: float = 0.8,
+                   seed: int = 0) -> dict[int, tuple[float, float]]:
+    """(soft, hard) Monte-Carlo label of every node of the tree: ``k`` sampled translates from each
+    reasoning prefix, run on ``tests`` (the reward tests); a translate node gets its own verdict."""
+    from ..envs import render_problem
+
+    prefixes, translates = [], []
+    for path in _paths(root, []):
+        (prefixes if path[-1].kind in ("define", "refine") else translates).append(path)
+    text = render_problem(problem)
+    items = [(text, format_trajectory([(n.kind, n.text) for n in path]), "translate", problem.kind == "stdio")
+             for path in prefixes]
+    proposals = policy.propose_many(items, n=k, temperature=temperature, seed=seed) if items else []
+    runs, owners = [], []
+    for index, options in enumerate(proposals):
+        for proposal in options:
+            try:
+                code = parse_step(proposal.action).text
+            except ValueError:
+                continue
+            runs.append((problem.program_for_tests(code), tests))
+            owners.append(("prefix", index))
+    for index, path in enumerate(translates):
+        runs.append((problem.program_for_tests(path[-1].text), tests))
+        owners.append(("translate", index))
+    verdicts = sandbox.run_batch(runs) if runs else []
+    passes: dict[tuple, list[bool]] = {}
+    for owner, result in zip(owners, verdicts):
+        passes.setdefault(owner, []).append(result.passed)
+    labels = {}
+    for index, path in enumerate(prefixes):
+        got = passes.get(("prefix", index), [])
+        labels[path[-1].id] = (sum(got) / k, float(any(got)))
+    for index, path in enumerate(translates):
+        passed = float(all(passes.get(("translate", index), [False])))
+        labels[path[-1].id] = (passed, passed)
+    return labels
+
+
+def rollout_rows(root: Node, prompt: str, problem_id: str, provenance: Provenance,
+                 labels: dict[int, tuple[float, float]]) -> dict[str, list[dict]]:
+    """Stepwise rows of the ``mc_soft`` and ``mc_hard`` labels of :func:`rollout_labels`."""
+    rows: dict[str, list[dict]] = {"mc_soft": [], "mc_hard": []}
+    for path in _paths(root, []):
+        if any(node.id not in labels for node in path):
+            continue
+        for which, source in enumerate(("mc_soft", "mc_hard")):
+            rows[source].append({"prompt": prompt, "completions": [format_step(n.kind, n.text) for n in path],
+                                 "labels": [labels[n.id][which] for n in path], "problem_id": problem_id,
+                                 "split": provenance.split, "label_source": source,
+                                 "reward_tests": provenance.reward_tests, "policy": provenance.policy})
+    return rows
+
+
 def load_tree(path: str | Path) -> tuple[dict, Node]:
     data = json.loads(Path(path).read_text())
     return data.get("meta", {}), Node.from_dict(data["root"])
 
 
-def label_run(run: str | Path, out: str | Path, margin: float = 0.5, min_distance: float = 0.1) -> dict:
+def label_run(run: str | Path, out: str | Path, margin: float = 0.5, min_distance: float = 0.1, rollouts: int = 0,
+              policy=None, temperature: float = 0.8, seed: int = 0, sandbox=None) -> dict:
     """Write the labels of every tree of a ``codegym bench`` run into ``out``: one
-    ``stepwise_<source>.jsonl`` per point-label source and ``pairs.jsonl``. Returns the counts."""
+    ``stepwise_<source>.jsonl`` per point-label source and ``pairs.jsonl``; with ``rollouts`` k > 0
+    and a ``policy`` (a StepPolicy), also ``stepwise_mc_soft/hard.jsonl`` from k sampled translates
+    per reasoning prefix, run on the public tests. Returns the counts."""
     from ..envs import env_dataset, render_problem
+    from ..judge import shared_sandbox
 
     run, out = Path(run), Path(out)
     config_path = run / "config.json"
@@ -150,10 +213,13 @@ def label_run(run: str | Path, out: str | Path, margin: float = 0.5, min_distanc
     options = {k: config[k] for k in ("data_path", "split") if config.get(k) is not None}
     problems = {p.id: p for p in env_dataset(config["env"], training=False, **options).problems}
     provenance = Provenance(config.get("split"), "public", config.get("policy", "?"))
+    if rollouts and policy is None:
+        raise ValueError("Monte-Carlo rollouts need a policy")
+    sources = POINT_LABELS + (("mc_soft", "mc_hard") if rollouts else ())
     trees = sorted((run / "trees").glob("*.json"))
     if not trees:
         raise ValueError("no trees in %s/trees" % run)
-    rows: dict[str, list[dict]] = {source: [] for source in POINT_LABELS}
+    rows: dict[str, list[dict]] = {source: [] for source in sources}
     pairs: list[dict] = []
     for path in trees:
         meta, root = load_tree(path)
@@ -164,6 +230,11 @@ def label_run(run: str | Path, out: str | Path, margin: float = 0.5, min_distanc
         for source in POINT_LABELS:
             rows[source] += stepwise_rows(root, prompt, problem.id, provenance, source)
         pairs += pair_rows(root, prompt, problem.id, provenance, margin, min_distance)
+        if rollouts:
+            labels = rollout_labels(root, problem, policy, sandbox or shared_sandbox(), list(problem.public_tests),
+                                    rollouts, temperature, seed)
+            for source, items in rollout_rows(root, prompt, problem.id, provenance, labels).items():
+                rows[source] += items
     out.mkdir(parents=True, exist_ok=True)
     for name, items in [("stepwise_%s" % s, r) for s, r in rows.items()] + [("pairs", pairs)]:
         with open(out / (name + ".jsonl"), "w") as fh:
