@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from codegym.policy import StepPolicy
 
@@ -18,6 +19,7 @@ class BestOfNConfig:
     refines: int = 0
     temperature: float = 0.8
     selector: str = "public"
+    prm_aggregate: Literal["mean", "min", "last"] = "mean"  # with selector="prm"
     seed: int = 0
 
 
@@ -38,7 +40,10 @@ class BestOfNAgent:
     def _select(self, candidates: list[Candidate], runner: EpisodeRunner) -> int:
         from .selectors import by_prm
 
-        select = by_prm(self.prm) if self.config.selector == "prm" else SELECTORS[self.config.selector]
+        if self.config.selector == "prm":
+            select = by_prm(self.prm, self.config.prm_aggregate)
+        else:
+            select = SELECTORS[self.config.selector]
         return select(candidates, runner.problem, runner.env.sandbox)
 
     def solve(self, env, problem_id: str, budget: Budget) -> Solution:

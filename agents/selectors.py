@@ -77,8 +77,16 @@ def dual_agreement(candidates: list[Candidate], problem: Problem, sandbox: Sandb
     return _first_best([size[signature] * sum(passed) for signature, passed in signatures])
 
 
-def by_prm(prm) -> Callable:
-    """Highest mean process score of the candidate's steps."""
+PRM_AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "mean": lambda values: sum(values) / len(values), "min": min, "last": lambda values: values[-1]}
+
+
+def by_prm(prm, aggregate: str = "mean") -> Callable:
+    """Highest process score of the candidate's steps, aggregated by ``mean``, ``min`` (the
+    weakest step, OpenR's PRM-min) or ``last`` (the final step's score)."""
+    if aggregate not in PRM_AGGREGATES:
+        raise ValueError("unknown PRM aggregate %r; known: %s" % (aggregate, ", ".join(PRM_AGGREGATES)))
+    combine = PRM_AGGREGATES[aggregate]
 
     def select(candidates: list[Candidate], problem: Problem, sandbox: Sandbox | None = None) -> int:
         from codegym.envs.steps import Step
@@ -86,7 +94,7 @@ def by_prm(prm) -> Callable:
         scores = []
         for candidate in candidates:
             values = prm.score(problem, [Step(kind, text) for kind, text in candidate.steps])
-            scores.append(sum(values) / len(values) if values else 0.0)
+            scores.append(combine(values) if values else 0.0)
         return _first_best(scores)
 
     return select

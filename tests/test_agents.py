@@ -133,6 +133,22 @@ def test_selectors_by_hand(sandbox):
     assert dual_agreement(candidates, problem, sandbox) == 1  # 2 programs x 3 tests passed
 
 
+def test_prm_selector_aggregates_by_hand():
+    from agents.selectors import by_prm
+
+    class TablePRM:  # step scores looked up by the step's text
+        def score(self, problem, steps):
+            return [float(step.text) for step in steps]
+
+    candidates = [Candidate("a", 0.0, [("define", "0.9"), ("translate", "0.2")]),  # mean .55, min .2, last .2
+                  Candidate("b", 0.0, [("define", "0.5"), ("translate", "0.5")]),  # mean .5, min .5, last .5
+                  Candidate("c", 0.0, [("define", "0.1"), ("translate", "0.8")])]  # mean .45, min .1, last .8
+    picks = {aggregate: by_prm(TablePRM(), aggregate)(candidates, _problem()) for aggregate in ("mean", "min", "last")}
+    assert picks == {"mean": 0, "min": 1, "last": 2}
+    with pytest.raises(ValueError, match="unknown PRM aggregate"):
+        by_prm(TablePRM(), "max")
+
+
 def test_pass_at_k_and_summary_by_hand():
     assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
     assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
