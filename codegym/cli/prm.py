@@ -80,7 +80,7 @@ def _run_prm_eval(args: argparse.Namespace) -> int:
     from ..prm.train import read_stepwise
 
     rows = read_stepwise(args.labels)
-    result = {"prm": args.prm, "labels": args.labels, **evaluate_prm(load_prm(args.prm), rows)}
+    result = {"prm": args.prm, "labels": args.labels, **evaluate_prm(load_prm(args.prm), rows, progress=True)}
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

@@ -111,11 +111,14 @@ class _CausalLMScorer:
 
         return self.score_many([(render_problem(problem), [format_step(s.kind, s.text) for s in steps])])[0]
 
-    def score_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
-        """One score per step of each (prompt, step texts) item."""
+    def score_many(self, items: Sequence[tuple[str, Sequence[str]]], progress: bool = False) -> list[list[float]]:
+        """One score per step of each (prompt, step texts) item (``progress``: a bar per batch)."""
+        from tqdm import tqdm
+
         encoded = [self._encode(prompt, steps) for prompt, steps in items]
         scores: list[list[float]] = [[] for _ in items]
-        for batch in _batches(encoded, self.batch_size):
+        batches = list(_batches(encoded, self.batch_size))
+        for batch in tqdm(batches, desc="prm", unit="batch", disable=not progress):
             logits = self._logits([encoded[i].ids for i in batch])
             for row, index in enumerate(batch):
                 scores[index] = self._read(logits[row], encoded[index])
@@ -232,12 +235,12 @@ def load_prm(spec: str, **options):
     return KINDS[kind](path, **options)
 
 
-def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5) -> dict:
+def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5, progress: bool = False) -> dict:
     """Step-level AUC and accuracy of ``prm`` against stepwise rows' labels (a label at or above
     ``threshold`` is a good step), over every labelled step."""
     from ..stats import auc
 
-    scores = prm.score_many([(row["prompt"], row["completions"]) for row in rows])
+    scores = prm.score_many([(row["prompt"], row["completions"]) for row in rows], progress=progress)
     flat = [(s, label >= threshold) for row, row_scores in zip(rows, scores) for s, label in zip(row_scores, row["labels"])]
     return {"steps": len(flat), "positives": sum(p for _, p in flat), "auc": auc([s for s, _ in flat], [p for _, p in flat]),
             "accuracy": sum((s >= 0.5) == p for s, p in flat) / len(flat) if flat else None,
