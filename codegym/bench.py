@@ -499,9 +499,15 @@ def summarise(rows: list[dict], ks: list[int]) -> dict:
             runs = [len(passes) for passes in by_problem.values()]
             entry["pass@%d" % k] = (sum(pass_at_k(len(p), sum(p), k) for p in by_problem.values()) / len(by_problem)
                                     if min(runs) >= k else None)
-            pools = [r["candidates_passed"] for r in members if len(r.get("candidates_passed") or []) >= k]
-            entry["pool_pass@%d" % k] = sum(pass_at_k(len(c), sum(c), k) for c in pools) / len(pools) if pools else None
-            entry["pool_pass@%d_items" % k] = len(pools)
+            pools: dict[str, list[float]] = defaultdict(list)
+            for r in members:
+                if len(r.get("candidates_passed") or []) >= k:
+                    c = r["candidates_passed"]
+                    pools[r["problem_id"]].append(pass_at_k(len(c), sum(c), k))
+            estimates = [v for group in pools.values() for v in group]
+            entry["pool_pass@%d" % k] = sum(estimates) / len(estimates) if estimates else None
+            entry["pool_pass@%d_ci" % k] = list(cluster_bootstrap_interval(list(pools.values()))) if estimates else None
+            entry["pool_pass@%d_items" % k] = len(estimates)
         asprs: dict[str, list[float]] = defaultdict(list)
         for r in members:
             if r.get("aspr") is not None:
@@ -557,8 +563,8 @@ def format_table(summary: dict, baseline: str | None = None) -> str:
     body = []
     for e in table:
         body.append([e["agent"], str(e["budget"]), str(e["items"]), _rate(e["pass@1"], e.get("pass@1_ci"))]
-                    + [_rate(e[k]) for k in seeds_k] + [_rate(e["pool_" + k]) for k in pool_k]
-                    + ["%s (%d)" % (_rate(e["aspr"]), e["aspr_items"]), "%.0f" % e["mean_generated_tokens"],
+                    + [_rate(e[k]) for k in seeds_k] + [_rate(e["pool_" + k], e.get("pool_%s_ci" % k)) for k in pool_k]
+                    + ["%s (%d)" % (_rate(e["aspr"], e.get("aspr_ci")), e["aspr_items"]), "%.0f" % e["mean_generated_tokens"],
                        "%.1f" % e["mean_llm_calls"], "%.1f" % e["mean_sandbox_runs"], "%.1f" % e["mean_wall_s"]])
     lines = _columns(header, body)
     pairs = [p for p in summary.get("paired", []) if p.get("items")]

@@ -170,6 +170,8 @@ def test_pass_at_k_and_summary_by_hand():
     assert entry["pass@2"] == pytest.approx((pass_at_k(3, 2, 2) + 0.0) / 2)  # = (1 + 0) / 2
     assert entry["pass@5"] is None  # three seeds cannot estimate pass@5
     assert entry["pool_pass@2"] == pytest.approx(2 / 3) and entry["pool_pass@2_items"] == 3
+    lo, hi = entry["pool_pass@2_ci"]  # clustered by problem: p's two pools move together
+    assert 0.0 <= lo <= 2 / 3 <= hi <= 1.0 and entry["aspr_ci"][0] <= 0.75 <= entry["aspr_ci"][1]
     assert entry["pool_pass@5"] is None
     lo, hi = entry["pass@1_ci"]
     assert 0.0 <= lo < 2 / 6 < hi <= 1.0
