@@ -38,6 +38,17 @@ def policy_args(parser: argparse.ArgumentParser, default: str = "smollm2") -> No
     parser.add_argument("--cache", action="store_true", help="reuse generations from the persistent generation cache")
 
 
+def training_args(parser: argparse.ArgumentParser, batch_unit: str) -> None:
+    """The options every trainer takes (model, output folder, steps, batch, rate, LoRA, seed)."""
+    parser.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2 (the embedded weights)")
+    parser.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
+    parser.add_argument("--max-steps", type=int, default=60, help="optimizer steps")
+    parser.add_argument("--batch-size", type=int, default=4, help="%s per step" % batch_unit)
+    parser.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate")
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters (PEFT) instead of all weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data order, shuffles and init")
+
+
 def report_skipped(dataset) -> None:
     """One stderr line when malformed records were skipped."""
     if dataset.skipped:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .common import add_command
+from .common import add_command, training_args
 
 
 def register(sub) -> None:
@@ -29,13 +29,7 @@ def register(sub) -> None:
                        help="token: p(+) at a rating tag; value: a scalar head on the tag's hidden state")
     train.add_argument("--objective", choices=("point", "pair"), default="point",
                        help="point: soft-label cross-entropy; pair: Bradley-Terry on sibling pairs (value only)")
-    train.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2 (the embedded weights)")
-    train.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
-    train.add_argument("--max-steps", type=int, default=60, help="optimizer steps")
-    train.add_argument("--batch-size", type=int, default=4, help="trajectories per step")
-    train.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate")
-    train.add_argument("--lora", action="store_true", help="train LoRA adapters (PEFT) instead of all weights")
-    train.add_argument("--seed", type=int, default=0, help="seed for data order and init")
+    training_args(train, "trajectories")
     evaluate = add_command(actions, "eval", _run_prm_eval, "step-level AUC and accuracy of a PRM against labels")
     evaluate.add_argument("--labels", required=True, help="a stepwise_*.jsonl file (tree_mc_hard: 0/1 labels)")
     evaluate.add_argument("--prm", required=True,

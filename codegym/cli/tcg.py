@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_command, dataset_args, load_env_data, policy_args
+from .common import add_command, dataset_args, load_env_data, policy_args, training_args
 
 
 def register(sub) -> None:
@@ -26,14 +26,8 @@ def register(sub) -> None:
     for name, help_text in (("train-sft", "supervised fine-tuning on reference (input, output) pairs"),
                             ("train-dpo", "DPO: correct pairs against shuffled outputs")):
         train = add_command(actions, name, _run_tcg_train, help_text + " of a training split")
-        train.add_argument("--model", default="smollm2", help="transformers path/id, or smollm2 (the embedded weights)")
         train.add_argument("--dataset", default="mbpp", help="a dataset id (see `codegym datasets list`)")
-        train.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
-        train.add_argument("--max-steps", type=int, default=60, help="optimizer steps")
-        train.add_argument("--batch-size", type=int, default=4, help="rows per step")
-        train.add_argument("--learning-rate", type=float, default=5e-5, help="peak learning rate")
-        train.add_argument("--lora", action="store_true", help="train LoRA adapters (PEFT) instead of all weights")
-        train.add_argument("--seed", type=int, default=0, help="seed for data order, shuffles and init")
+        training_args(train, "rows")
         train.add_argument("--mark-training", action="store_true",
                            help="train on a split that is not marked for training (its hidden tests become training data)")
         dataset_args(train)
