@@ -253,6 +253,7 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
 def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
     """Run (or resume) a benchmark; ``backend`` overrides ``config.policy`` (tests pass a scripted one)."""
     problems, judge, skipped = prepare(config, backend)
+    policy = config.policy if backend is None else getattr(backend, "model_id", None) or type(backend).__name__
     out = Path(config.out)
     (out / "trees").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"config": asdict(config), "run": run_metadata()}, indent=2))
@@ -281,11 +282,11 @@ def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
         if config.ray:
             _run_on_ray(config, todo, backend, problems, judged)
         else:
+            backend = _backend(config, backend)  # loaded once: the slots and ASPR share it
             _run_in_slots(config, todo, backend, problems, judged)
         bar.close()
     if config.aspr_samples:
         _run_aspr(config, backend, problems, judge, out, set(items), progress)
-    policy = config.policy if backend is None else getattr(backend, "model_id", None) or type(backend).__name__
     setup = {"env": config.env, "split": config.split, "policy": policy, "problems": len(problems),
              "seeds": len(config.seeds), "budget_unit": "generated tokens per problem", "skipped_records": skipped}
     return write_summary(out, set(items), config.pass_at_k, setup)
@@ -403,13 +404,13 @@ def _backend(config: BenchConfig, backend):
 
 
 def _run_in_slots(config: BenchConfig, todo: list[tuple], backend, problems: list, record) -> None:
-    """``config.parallel`` items at a time, one per thread, their generate calls merged in
+    """With ``backend`` (loaded), ``config.parallel`` items at a time, one per thread, their generate calls merged in
     lockstep (slot i takes items i, i + parallel, ...: the schedule never depends on timing)."""
     from codegym.execution import Sandbox
     from codegym.llm.batching import LockstepBatcher
 
     slots = max(1, min(config.parallel, len(todo)))
-    batcher = LockstepBatcher(_backend(config, backend), slots)
+    batcher = LockstepBatcher(backend, slots)
     agents_sandbox = Sandbox()  # the environments' own: the judge never runs in it
     prm, prm_lock = _prm(config), threading.Lock()
 

@@ -75,9 +75,6 @@ class Judge:
         self._keys = {str(pid): copy.deepcopy(key) for pid, key in answer_keys.items()}  # private copies
         self.sandbox = sandbox
 
-    def __contains__(self, problem_id: object) -> bool:
-        return problem_id in self._keys
-
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -102,9 +99,6 @@ class Judge:
         keys = [self._key(problem) for problem, _ in items]
         runs = [(with_setup(code, key.test_setup), key.hidden_tests) for key, (_, code) in zip(keys, items)]
         return [Verdict.of(r) for r in (self.sandbox or shared_sandbox()).run_batch(runs, cache=False)]
-
-    def hidden_test_count(self, problem: Problem | str) -> int:
-        return len(self._key(problem).hidden_tests)
 
     def reference(self, problem: Problem | str) -> str | None:
         """The problem's first reference solution, for dataset tools that score the TCG or check
