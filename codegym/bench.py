@@ -46,6 +46,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .limits import TimeLimits
+
 PACKAGES = ("codegym", "gymnasium", "torch", "transformers", "ctranslate2", "numpy")
 
 
@@ -80,6 +82,11 @@ class BenchConfig:
     ray_actors: int | None = None  # Ray actors (default: one per CPU of the cluster)
     baseline: str | None = None  # the label the table compares every agent against (None: all pairs)
     prm: str | None = None  # a PRM spec (token:PATH, logprob:PATH) every agent receives
+    # A program gets max(T_base, k * T_ref) CPU seconds, in the agents' environment and at judging
+    # alike (codegym.limits); T_ref is the reference's calibrated time on the test set.
+    time_limit_base_s: float = 2.0
+    time_limit_factor: float = 4.0
+
     def __post_init__(self) -> None:
         if isinstance(self.agents, (list, tuple)):
             from agents import parse_agent_spec
@@ -232,6 +239,7 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
         raise ValueError("pass@k needs k >= 1")
     if config.parallel < 1 or (config.limit is not None and config.limit < 1):
         raise ValueError("parallel and limit must be at least 1")
+    limits = TimeLimits(config.time_limit_base_s, config.time_limit_factor)
     options = {k: v for k, v in {"data_path": config.data_path, "split": config.split,
                                  "on_error": config.on_error}.items() if v is not None}
     # training=False: a benchmark's problems never carry references or full test lists, whatever the split
@@ -247,7 +255,7 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
     problems = problems[: config.limit] if config.limit else problems
     if not problems:
         raise ValueError("no problems to run in %s" % config.env)
-    return problems, dataset.judge(), len(dataset.skipped)
+    return problems, dataset.judge(limits=limits), len(dataset.skipped)
 
 
 def run_bench(config: BenchConfig, progress: bool = True, backend=None) -> dict:
@@ -354,7 +362,8 @@ class ItemSolver:
         from codegym.policy import StepPolicy
 
         self.config, self.prm = config, prm
-        self.env = gym.make(config.env, problems=problems, sandbox=sandbox or Sandbox())
+        self.env = gym.make(config.env, problems=problems, sandbox=sandbox or Sandbox(),
+                            time_limit_base_s=config.time_limit_base_s, time_limit_factor=config.time_limit_factor)
         self.specs = {spec.label: spec for spec in config.agent_specs()}
         self.policy = StepPolicy(backend, config.template)
 

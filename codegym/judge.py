@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from .datasets import AnswerKey, Problem
 from .datasets.problem import with_setup
 from .execution import RunResult, Sandbox, TestCase
+from .limits import TimeLimits
 
 _shared: Sandbox | None = None
 _shared_lock = threading.Lock()
@@ -44,9 +45,11 @@ def shared_sandbox() -> Sandbox:
         return _shared
 
 
-def run_tests(problem: Problem, code: str, tests: Sequence[TestCase], sandbox: Sandbox | None = None) -> RunResult:
-    """Run ``code`` (with the problem's trusted test setup) against ``tests``."""
-    return (sandbox or shared_sandbox()).run(problem.program_for_tests(code), tests)
+def run_tests(problem: Problem, code: str, tests: Sequence[TestCase], sandbox: Sandbox | None = None,
+              timeout_s: float | None = None) -> RunResult:
+    """Run ``code`` (with the problem's trusted test setup) against ``tests`` with the time limit
+    ``timeout_s`` (default: the sandbox's)."""
+    return (sandbox or shared_sandbox()).run(problem.program_for_tests(code), tests, timeout_s=timeout_s)
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,17 @@ class Verdict:
 class Judge:
     """Scores final programs on hidden tests; holds the answer keys and hands out none.
 
-    Verdicts never enter the sandbox's result cache, which environments share. Call
+    Each program gets ``limits.limit(T_ref)`` CPU seconds, T_ref being the reference's calibrated
+    time on the hidden tests (:mod:`codegym.limits`), so the environment's reward and the verdict
+    use one rule. Verdicts never enter the sandbox's result cache, which environments share. Call
     :meth:`evaluate` once per committed answer: its outcome must never feed back into search
     or training on the same problem."""
 
-    def __init__(self, answer_keys: Mapping[str, AnswerKey], sandbox: Sandbox | None = None):
+    def __init__(self, answer_keys: Mapping[str, AnswerKey], sandbox: Sandbox | None = None,
+                 limits: TimeLimits | None = None):
         self._keys = {str(pid): copy.deepcopy(key) for pid, key in answer_keys.items()}  # private copies
         self.sandbox = sandbox
+        self.limits = limits or TimeLimits()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -92,13 +99,19 @@ class Judge:
         """The verdict of ``code`` on the problem's hidden tests."""
         key = self._key(problem)
         sandbox = self.sandbox or shared_sandbox()
-        return Verdict.of(sandbox.run(with_setup(code, key.test_setup), key.hidden_tests, cache=False))
+        return Verdict.of(sandbox.run(with_setup(code, key.test_setup), key.hidden_tests, cache=False,
+                                      timeout_s=self.time_limit(problem)))
 
     def evaluate_many(self, items: Sequence[tuple[Problem | str, str]]) -> list[Verdict]:
         """Verdicts for many (problem, code) pairs, run in parallel, in order."""
         keys = [self._key(problem) for problem, _ in items]
         runs = [(with_setup(code, key.test_setup), key.hidden_tests) for key, (_, code) in zip(keys, items)]
-        return [Verdict.of(r) for r in (self.sandbox or shared_sandbox()).run_batch(runs, cache=False)]
+        limits = [self.time_limit(problem) for problem, _ in items]
+        return [Verdict.of(r) for r in (self.sandbox or shared_sandbox()).run_batch(runs, cache=False, timeouts=limits)]
+
+    def time_limit(self, problem: Problem | str) -> float:
+        """The CPU seconds a program gets on the problem's hidden tests."""
+        return self.limits.limit(self._key(problem).reference_seconds)
 
     def reference(self, problem: Problem | str) -> str | None:
         """The problem's first reference solution, for dataset tools that score the TCG or check

@@ -111,3 +111,23 @@ def auc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
         rank_sum += mean_rank * sum(1 for _, p in pairs[index:end] if p)
         index = end
     return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def auc_interval(clusters: Sequence[Sequence[tuple[float, bool]]], iters: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile interval of the AUC over (score, positive) pairs, resampling whole clusters
+    (problems: the steps of one problem's trees are not independent). None without both classes."""
+    clusters = [list(c) for c in clusters if len(c)]
+    pooled = [x for c in clusters for x in c]
+    if auc([s for s, _ in pooled], [p for _, p in pooled]) is None:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _ in range(iters):
+        sample = [x for _ in clusters for x in clusters[rng.randrange(len(clusters))]]
+        value = auc([s for s, _ in sample], [p for _, p in sample])
+        if value is not None:
+            values.append(value)
+    values.sort()
+    tail = (1 - level) / 2
+    return (values[int(tail * (len(values) - 1))], values[int(round((1 - tail) * (len(values) - 1)))])

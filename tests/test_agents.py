@@ -296,6 +296,20 @@ def test_error_bars_and_paired_tests_by_hand():
     assert "mcts" in text and "+0.033" in text and "0.688" in text
 
 
+def test_auc_and_its_problem_clustered_interval_by_hand():
+    from codegym.stats import auc, auc_interval
+
+    # 2 positives, 2 negatives; of the 4 (positive, negative) pairs the positive wins 3, ties 0.5 of 1
+    assert auc([0.9, 0.5, 0.5, 0.1], [True, True, False, False]) == pytest.approx(3.5 / 4)
+    assert auc([0.3, 0.2], [True, True]) is None
+    separated = [[(0.9, True), (0.1, False)], [(0.8, True), (0.2, False)], [(0.7, True), (0.3, False)]]
+    assert auc_interval(separated) == (1.0, 1.0)
+    assert auc_interval([[(0.5, True)], [(0.4, True)]]) is None
+    noisy = [[(0.9, True), (0.95, False)], [(0.8, True), (0.2, False)], [(0.1, True), (0.3, False)]]
+    low, high = auc_interval(noisy, seed=1)
+    assert low < auc(*zip(*[x for c in noisy for x in c])) < high
+
+
 def test_config_file_variants_cli_overrides_and_round_trip(tmp_path):
     from codegym.bench import load_config
     from codegym.cli import build_parser

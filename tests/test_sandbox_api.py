@@ -65,6 +65,25 @@ def test_cache_serves_identical_requests():
         assert not sb.run(ADD, [TestCase.call("add", [1, 2], 3)]).cached
 
 
+def test_a_caller_waiting_for_a_worker_gets_one_when_a_worker_breaks():
+    """All workers busy, a caller waits; the busy worker then breaks (it missed a deadline, say) and
+    is dropped. The waiting caller must start a new worker, not wait forever (a 16-slot
+    benchmark once hung this way)."""
+    import threading
+
+    with Sandbox(workers=1, cache_size=0) as sandbox:
+        held = sandbox._acquire()
+        results = []
+        waiter = threading.Thread(target=lambda: results.append(sandbox.run("def f():\n    return 1\n",
+                                                                            [TestCase.call("f", [], 1)])))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive()  # waiting: the only worker is held
+        sandbox._release(held, healthy=False)
+        waiter.join(30)
+        assert not waiter.is_alive() and results[0].passed
+
+
 def test_bad_input_gives_clear_errors(sandbox):
     with pytest.raises(ValueError, match="no tests"):
         sandbox.run(ADD, [])

@@ -241,8 +241,8 @@ def _cause(test: TestCase, sandbox: TestOutcome, plain: PlainVerdict) -> str:
     message = sandbox.message or ""
     if sandbox.status == "refused":
         return "the sandbox refuses the test itself"
-    if sandbox.status in ("timeout", "memory_limit", "output_limit") and plain.passed:
-        if sandbox.status == "timeout" and plain.elapsed_s < SANDBOX_TIMEOUT_S / 2:
+    if sandbox.status in ("timeout_cpu", "timeout_wall", "memory_limit", "output_limit") and plain.passed:
+        if sandbox.status.startswith("timeout") and plain.elapsed_s < SANDBOX_TIMEOUT_S / 2:
             return "timeout in the sandbox, plain Python finished quickly (a call plain Python never makes?)"
         return "resource limit: the sandbox stopped (%s) a program plain Python ran to the end" % sandbox.status
     if plain.timed_out:

@@ -40,6 +40,9 @@ FLAGS = {
     "--prm": ("prm", str, "a process reward model every agent receives: token:PATH or logprob:PATH; none: no PRM"),
     "--data-path": ("data_path", str, "data file or folder (MBPP, APPS, custom); none: the environment's default"),
     "--split": ("split", str, "MBPP split (train, validation, test, prompt); none: every split present"),
+    "--time-limit-base": ("time_limit_base_s", float, "T_base: the least CPU seconds a program gets on a test set"),
+    "--time-limit-factor": ("time_limit_factor", float, "k: a program gets max(T_base, k x the reference's CPU "
+                            "time on the test set)"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 
 from .common import add_command, training_args
@@ -35,6 +36,9 @@ def register(sub) -> None:
     evaluate.add_argument("--prm", required=True,
                           help="token:PATH or value:PATH (a trained PRM), or logprob:PATH (the baseline)")
     evaluate.add_argument("--json", default=None, help="also write the scores to this file; none: print only")
+    evaluate.add_argument("--sample", type=int, default=None,
+                          help="score a seeded random sample of this many rows; none: every row")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of --sample")
 
 
 def _run_prm_data(args: argparse.Namespace) -> int:
@@ -74,7 +78,12 @@ def _run_prm_eval(args: argparse.Namespace) -> int:
     from ..prm.train import read_stepwise
 
     rows = read_stepwise(args.labels)
-    result = {"prm": args.prm, "labels": args.labels, **evaluate_prm(load_prm(args.prm), rows, progress=True)}
+    if args.sample is not None:
+        if args.sample < 1:
+            raise ValueError("--sample must be at least 1")
+        rows = random.Random(args.seed).sample(rows, min(args.sample, len(rows)))
+    result = {"prm": args.prm, "labels": args.labels, "rows": len(rows), "sample_seed": args.seed,
+              **evaluate_prm(load_prm(args.prm), rows, progress=True)}
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

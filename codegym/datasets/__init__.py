@@ -37,11 +37,23 @@ DATASETS = {
 
 
 def load_dataset(spec: str, data_path: str | os.PathLike | None = None, split: str | None = None,
-                 on_error: str = "raise", training: bool | None = None) -> Dataset:
+                 on_error: str = "raise", training: bool | None = None, calibrate: bool = True) -> Dataset:
     """Load a dataset by id: ``starter``, ``humaneval``, ``mbpp``, ``apps:PATH``, ``custom:PATH``,
     or a path to a custom-schema ``.jsonl`` file. ``on_error``: ``raise`` (the default) stops
     at the first malformed record, ``skip`` skips it and counts it in ``Dataset.skipped``.
-    ``training``: mark the problems for training (None: the split's own mark, see loaders)."""
+    ``training``: mark the problems for training (None: the split's own mark, see loaders).
+    ``calibrate``: measure each reference solution's CPU time on its test sets, from which time
+    limits are computed (:mod:`codegym.limits`; cached per machine, so only the first load pays)."""
+    dataset = _load(spec, data_path, split, on_error, training)
+    if calibrate:
+        from ..limits import calibrate as measure_references
+
+        measure_references(dataset)
+    return dataset
+
+
+def _load(spec: str, data_path: str | os.PathLike | None, split: str | None, on_error: str,
+          training: bool | None) -> Dataset:
     if on_error not in ("raise", "skip"):
         raise ValueError("on_error must be 'raise' or 'skip', not %r" % (on_error,))
     name, _, rest = spec.partition(":")

@@ -31,6 +31,7 @@ from .problem import AnswerKey, DatasetError, Problem, problem_from_record, spli
 if TYPE_CHECKING:
     from ..execution import Sandbox
     from ..judge import Judge
+    from ..limits import TimeLimits
 
 OnError = Literal["raise", "skip"]
 ENVS_DATA = Path(__file__).resolve().parents[2] / "envs_data"
@@ -54,11 +55,12 @@ class Dataset:
     dropped_tests: list[tuple[str, str]] = field(default_factory=list)
     answer_keys: dict[str, AnswerKey] = field(default_factory=dict, repr=False)
 
-    def judge(self, sandbox: Sandbox | None = None) -> Judge:
-        """The judge of these problems' final submissions (hidden tests)."""
+    def judge(self, sandbox: Sandbox | None = None, limits: TimeLimits | None = None) -> Judge:
+        """The judge of these problems' final submissions (hidden tests), with ``limits``
+        (default :class:`codegym.limits.TimeLimits`) applied to the calibrated reference times."""
         from ..judge import Judge
 
-        return Judge(self.answer_keys, sandbox)
+        return Judge(self.answer_keys, sandbox, limits)
 
     def extend(self, other: Dataset) -> None:
         self.problems += other.problems

@@ -35,6 +35,10 @@ class Problem:
     ``training`` marks a problem from a split marked for training (MBPP train, or a dataset
     loaded with ``training=True``). Only such a problem carries ``reference_solutions`` and
     ``all_tests`` (the split's full test list, which ``reward_tests="all"`` rewards against).
+
+    ``reference_seconds`` maps a test set (``public``, ``generated``, ``all``) to the CPU seconds the
+    reference solution took on it (:func:`codegym.limits.calibrate`), from which the time limit
+    of a run on that set is computed; a set that was not measured gets the base limit.
     """
 
     id: str
@@ -50,6 +54,7 @@ class Problem:
     training: bool = False
     reference_solutions: list[str] = field(default_factory=list)
     all_tests: list[TestCase] = field(default_factory=list)
+    reference_seconds: dict[str, float] = field(default_factory=dict, compare=False)  # a measurement, not data
 
     def __post_init__(self) -> None:
         if not self.training and (self.reference_solutions or self.all_tests):
@@ -68,12 +73,13 @@ class Problem:
 
 @dataclass(frozen=True)
 class AnswerKey:
-    """What only the judge holds for one problem: its hidden tests, its reference solutions and
-    the trusted setup code its tests run with."""
+    """What only the judge holds for one problem: its hidden tests, its reference solutions, the
+    trusted setup code its tests run with, and the reference's CPU time on the hidden tests."""
 
     hidden_tests: tuple[TestCase, ...]
     reference_solutions: tuple[str, ...] = ()
     test_setup: str = ""
+    reference_seconds: float | None = field(default=None, compare=False)  # CPU time on the hidden tests, if measured
 
     def __post_init__(self) -> None:
         if not self.hidden_tests:

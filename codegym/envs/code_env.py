@@ -16,6 +16,7 @@ from gymnasium import spaces
 from ..datasets import Dataset, Problem, load_dataset
 from ..execution import Sandbox
 from ..judge import run_tests
+from ..limits import TimeLimits
 from ..rewards import RewardConfig, aggregate_reward, terminal_reward
 from .steps import STEP_KINDS, Step, StepParseError, format_trajectory, parse_step
 
@@ -111,7 +112,11 @@ class CodeReasoningEnv(gym.Env[dict, str]):
     ``reward_mode``, ``tau_pass``, ``tau_fail``, ``invalid_penalty``, ``aggregate``, ``gamma``);
     ``on_invalid`` ("continue" or "truncate"); ``prm`` (a ProcessRewardModel, or a spec such as
     ``token:PATH``); ``sandbox``; ``render_mode`` ("ansi");
-    ``generated_tests`` (a file written by ``codegym tcg generate``, loaded into each problem).
+    ``generated_tests`` (a file written by ``codegym tcg generate``, loaded into each problem);
+    ``time_limit_base_s`` (2.0) and ``time_limit_factor`` (4.0): a translate step's program gets
+    ``max(T_base, k * T_ref)`` CPU seconds, T_ref being the reference solution's CPU time on the
+    reward tests, measured at dataset load (:mod:`codegym.limits`), the same rule as the judge's;
+    where no reference was measured, T_base applies and ``info["time_limit_source"]`` is "base".
 
     The environment holds public problems only: hidden tests are not in observations, ``info``
     or ``get_state()``, nor reachable from the environment at all. A :class:`codegym.Judge`
@@ -129,7 +134,8 @@ class CodeReasoningEnv(gym.Env[dict, str]):
                  gamma: float = 0.9, on_invalid: Literal["continue", "truncate"] = "continue",
                  prm: ProcessRewardModel | str | None = None, sandbox: Sandbox | None = None,
                  render_mode: str | None = None, generated_tests: str | os.PathLike | None = None,
-                 on_error: Literal["raise", "skip"] = "raise", training: bool | None = None):
+                 on_error: Literal["raise", "skip"] = "raise", training: bool | None = None,
+                 time_limit_base_s: float = 2.0, time_limit_factor: float = 4.0):
         if isinstance(problems, Dataset):
             # gym.make keeps its kwargs in env.spec, where an agent would find the answer keys
             raise TypeError("pass problems=dataset.problems, not the Dataset: it holds the answer keys")
@@ -159,6 +165,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
             raise ValueError("on_invalid must be 'continue' or 'truncate'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError("render_mode must be None or 'ansi'")
+        self.time_limits = TimeLimits(time_limit_base_s, time_limit_factor)
         self.max_refine, self.max_steps, self.max_step_chars = max_refine, max_steps, max_step_chars
         self.reward_tests, self.on_invalid = reward_tests, on_invalid
         self.reward_config = RewardConfig(alpha=alpha, mode=reward_mode, tau_pass=tau_pass, tau_fail=tau_fail,
@@ -245,21 +252,28 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         info["process_reward"] = score
         return 0.0 if self.reward_config.aggregate else score
 
-    def reward_test_set(self) -> list:
+    def reward_test_sets(self) -> dict[str, list]:
+        """The reward tests by set (public, generated, all), the non-empty ones."""
         problem = self.problem
-        if self.reward_tests == "public":
-            return list(problem.public_tests)
-        if self.reward_tests == "generated":
-            return list(problem.generated_tests)
-        if self.reward_tests == "all":
-            return list(problem.all_tests)
-        return list(problem.public_tests) + list(problem.generated_tests)
+        sets = {"public": problem.public_tests, "generated": problem.generated_tests, "all": problem.all_tests}
+        names = self.reward_tests.split("+")
+        return {name: list(sets[name]) for name in names if sets[name]}
+
+    def reward_test_set(self) -> list:
+        return [test for tests in self.reward_test_sets().values() for test in tests]
+
+    def time_limit(self) -> tuple[float, str]:
+        """The CPU seconds this episode's program gets on its reward tests, and whether they come
+        from the reference's calibrated time ("reference") or the base limit ("base")."""
+        return self.time_limits.for_sets(self.problem.reference_seconds, list(self.reward_test_sets()))
 
     def _finish(self, code: str, info: dict[str, Any]) -> float:
         tests = self.reward_test_set()
         info.update(code=code, reward_tests=self.reward_tests, tests_total=len(tests))
         if tests:
-            result = run_tests(self.problem, code, tests, self.sandbox)
+            limit, source = self.time_limit()
+            info.update(time_limit_s=limit, time_limit_source=source)
+            result = run_tests(self.problem, code, tests, self.sandbox, timeout_s=limit)
             compiled, fraction = result.compiled, result.pass_fraction
             info.update(status=result.status, compiled=compiled, pass_fraction=fraction,
                         tests_passed=sum(t.passed for t in result.tests))

@@ -12,9 +12,14 @@ after any job, so a job cannot find an earlier job's program, tests or answers i
 
 Protocol on the socket, one JSON datagram per message:
   <- configuration (first message)          -> {"protections", "view"}
-  <- {"op": "spawn"}                         -> {"pid"} + fds [command write, result read, output read]
+  <- {"op": "spawn", "cpu_s", "wall_s"}      -> {"pid"} + fds [command write, result read, output read]
   <- {"op": "kill", "pid"}                   (optional: end the running child now)
-                                             -> {"exited": true, "exit_code", "signal", "timed_out", "wall_s"}
+                                             -> {"exited": true, "exit_code", "signal", "timed_out",
+                                                 "wall_s", "cpu_s"}
+The worker ends the child when its CPU time (all threads, from the kernel's clock of the process)
+passes ``cpu_s`` ("timed_out": "cpu"; a null ``cpu_s`` means no CPU limit) or its wall time passes
+``wall_s`` ("timed_out": "wall"). ``cpu_s`` in the reply is what the job used (rusage at reaping,
+less what the child had used before it was handed out).
 The child reads a 4-byte big-endian length and a JSON job ``{"program", "requests", "kind",
 "interactive", "output_limit"}`` on fd 3, then (interactive jobs) one JSON request per line. It
 writes one JSON line per answer on fd 4: ``{"compiled"}``, ``{"i", "ok", "value"|"error"}``,
@@ -27,7 +32,9 @@ import fcntl
 import gc
 import io
 import json
+import math
 import os
+import resource
 import select
 import signal
 import socket
@@ -40,6 +47,7 @@ import _codec  # noqa: E402
 import _isolation  # noqa: E402
 
 EXIT_OUTPUT_LIMIT = 120
+_MIN_CPU_CHECK_S = 0.002  # the finest interval at which the worker looks at a child's CPU clock
 _NEUTRAL_PID = 1000  # pids of the worker's namespace restart here after every job
 
 # ----------------------------------------------------------------------------------------------
@@ -246,6 +254,15 @@ def _child_main(cmd_fd: int, out_fd: int, stdio_fd: int, slot: _Slot, worker: Wo
 # The trusted worker.
 
 
+_IDLE_CHILD_CPU_S = 3600
+
+
+def _process_cpu_clock(pid: int) -> int:
+    """The clock id of a process's CPU time, all threads together (Linux: CPUCLOCK_SCHED of the
+    thread group), which ``clock_gettime`` reads without stopping it."""
+    return ((~pid) << 3) | 2
+
+
 class _Slot:
     """A place for one child: its own view (or job directory) and, once forked, the child."""
 
@@ -320,7 +337,8 @@ class Worker:
                 __import__(module)
             except ImportError as err:
                 protections.notes.append("preload %s failed: %s" % (module, err))
-        self.rlimits = {"cpu_s": int(self.limits["timeout_s"]) + 1, "memory_mb": self.limits["memory_mb"],
+        # RLIMIT_CPU here only bounds a child that is never handed out; each job's is set at spawn.
+        self.rlimits = {"cpu_s": _IDLE_CHILD_CPU_S, "memory_mb": self.limits["memory_mb"],
                         "file_mb": min(16, self.limits["disk_mb"]), "open_files": 64,
                         "tasks": self.limits["tasks"] + 1}  # + the next child, waiting in the other slot
         self.devnull = os.open(os.devnull, os.O_RDONLY)
@@ -334,6 +352,7 @@ class Worker:
 
         builtins.exit = builtins.quit = _exit
         self.turn = 0
+        self.cores = max(len(os.sched_getaffinity(0)), 1)
 
     # -- per job -------------------------------------------------------------------------------
     def reset(self, slot: _Slot) -> None:
@@ -383,14 +402,22 @@ class Worker:
             os.close(fd)
         slot.child = (pid, [cmd_write, out_read, stdio_read])
 
-    def run_child(self, timeout_s: float) -> None:
+    def run_child(self, cpu_s: float | None, wall_s: float) -> None:
         slot, other = self.slots[self.turn], self.slots[1 - self.turn]
         self.turn = 1 - self.turn
         overlap = self.seccomp is not None
         pid, fds = slot.child
         slot.child = None
+        clock = _process_cpu_clock(pid)
+        cpu_before = time.clock_gettime(clock)  # the child's fork and warm-up, not the job's
+        if cpu_s is not None:  # a kernel backstop, should this loop ever miss the CPU limit
+            backstop = math.ceil(cpu_before + cpu_s) + 1
+            try:
+                resource.prlimit(pid, resource.RLIMIT_CPU, (backstop, backstop + 1))
+            except (OSError, ValueError):
+                pass
         started = time.monotonic()
-        deadline = started + min(timeout_s, self.limits["timeout_s"])
+        deadline = started + wall_s
         pidfd = os.pidfd_open(pid)
         socket.send_fds(self.sock, [json.dumps({"pid": pid}).encode()], fds)
         for fd in fds:
@@ -398,13 +425,25 @@ class Worker:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.register(self.sock.fileno(), select.POLLIN)
-        timed_out = killed = closing = False
+        timed_out = None
+        killed = closing = False
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                timed_out = "wall"
                 break
-            ready = {fd for fd, _ in poller.poll(left * 1000 + 1)}
+            if cpu_s is not None:
+                try:
+                    cpu_left = cpu_s - (time.clock_gettime(clock) - cpu_before)
+                except OSError:  # already gone: the pidfd says so
+                    cpu_left = cpu_s
+                if cpu_left <= 0:
+                    timed_out = "cpu"
+                    break
+                # CPU time grows at most `cores` times as fast as wall time: look again before
+                # the limit could have been reached.
+                wait = min(wait, max(cpu_left / self.cores, _MIN_CPU_CHECK_S))
+            ready = {fd for fd, _ in poller.poll(wait * 1000 + 1)}
             if pidfd in ready:
                 break
             if self.sock.fileno() in ready:
@@ -420,17 +459,23 @@ class Worker:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        info = os.waitid(os.P_PID, pid, os.WEXITED)
+        _, status, usage = os.wait4(pid, 0)
         os.close(pidfd)
         if self.pid_counter:
             _isolation.set_last_pid(_NEUTRAL_PID)  # forget how many threads the job made
         if not overlap:
             self.reap_all()
-        exited = info.si_code == os.CLD_EXITED
-        ended_by_us = (timed_out or killed or closing) and info.si_status == signal.SIGKILL and not exited
-        reply = {"exited": True, "exit_code": info.si_status if exited else None,
-                 "signal": None if exited or ended_by_us else info.si_status, "timed_out": timed_out,
-                 "wall_s": time.monotonic() - started}
+        exited = os.WIFEXITED(status)
+        term_signal = None if exited else os.WTERMSIG(status)
+        if term_signal == signal.SIGXCPU or (term_signal == signal.SIGKILL and timed_out is None and not killed
+                                             and cpu_s is not None and usage.ru_utime + usage.ru_stime
+                                             - cpu_before >= cpu_s):
+            timed_out = "cpu"  # the kernel's backstop ended it
+        ended_by_us = (timed_out or killed or closing) and term_signal == signal.SIGKILL
+        reply = {"exited": True, "exit_code": os.WEXITSTATUS(status) if exited else None,
+                 "signal": None if exited or ended_by_us else term_signal, "timed_out": timed_out,
+                 "wall_s": time.monotonic() - started,
+                 "cpu_s": max(usage.ru_utime + usage.ru_stime - cpu_before, 0.0)}
         if closing:
             raise EOFError
         self.sock.send(json.dumps(reply).encode())
@@ -465,8 +510,9 @@ class Worker:
                 return
             request = json.loads(message)
             if request.get("op") == "spawn":
+                cpu_s = request.get("cpu_s")
                 try:
-                    self.run_child(float(request.get("timeout_s", self.limits["timeout_s"])))
+                    self.run_child(None if cpu_s is None else float(cpu_s), float(request["wall_s"]))
                 except EOFError:
                     return
 

@@ -53,8 +53,10 @@ class _ShortRepr(reprlib.Repr):
 
 _SHORT = _ShortRepr()
 
-STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit",
-            "syntax_error", "killed", "forbidden")
+STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout_cpu", "timeout_wall", "memory_limit",
+            "output_limit", "syntax_error", "killed", "forbidden")
+TIMEOUTS = ("timeout_cpu", "timeout_wall")
+CLOCKS = ("cpu", "wall")
 
 
 @dataclass
@@ -65,6 +67,7 @@ class TestOutcome:
     status: str
     message: str = ""
     output: str | None = None  # call/stdio tests: canonical form of what the program produced
+    seconds: float | None = None  # wall time from the previous test's last answer to this one's
 
     __test__ = False
 
@@ -79,6 +82,8 @@ class RunResult:
     tests: list[TestOutcome] = field(default_factory=list)
     wall_s: float = 0.0
     cached: bool = False
+    cpu_s: float | None = None  # the program's CPU time, all threads (None: not awaited, see Sandbox.run)
+    time_limit_s: float = 0.0  # the limit this run had (CPU seconds, or wall seconds with clock="wall")
 
     @property
     def pass_fraction(self) -> float:
@@ -118,7 +123,6 @@ class _Worker:
             theirs.close()
         self.sock = ours
         self.views: list[str] = []
-        self.report_pending = False
         self.send({**config, "job_uid": _isolation.JOB_UID_BASE + self.proc.pid})
         hello = self.receive(timeout=60)
         self.protections, self.views = hello["protections"], hello.get("views", [])
@@ -141,11 +145,10 @@ class _Worker:
             raise SandboxError("sandbox worker exited")
         return json.loads(data)
 
-    def spawn(self, timeout_s: float) -> tuple[int, list[int]]:
-        """A fresh restricted child, which the worker kills after ``timeout_s``: its pid and
-        [command write, result read, output read] fds."""
-        self.settle()
-        self.send({"op": "spawn", "timeout_s": timeout_s})
+    def spawn(self, cpu_s: float | None, wall_s: float) -> tuple[int, list[int]]:
+        """A fresh restricted child, which the worker kills after ``cpu_s`` of CPU time or ``wall_s``
+        of wall time: its pid and [command write, result read, output read] fds."""
+        self.send({"op": "spawn", "cpu_s": cpu_s, "wall_s": wall_s})
         self._wait_readable(30)
         data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 3)
         if not data or len(fds) != 3:
@@ -153,13 +156,6 @@ class _Worker:
                 os.close(fd)
             raise SandboxError("sandbox worker exited")
         return json.loads(data)["pid"], fds
-
-    def settle(self) -> None:
-        """Wait for the last job's end, which its caller did not need to wait for: then the job's
-        process is gone and reaped."""
-        if self.report_pending:
-            self.report_pending = False
-            self.receive(timeout=30)
 
     def close(self) -> None:
         """Closing the socket lets the worker unmount its view and exit; kill it if it lingers."""
@@ -203,7 +199,14 @@ class Sandbox:
     """Runs untrusted programs against tests in isolated, restricted child processes.
 
     Arguments:
-        timeout_s: wall-clock limit for one program with all of its tests.
+        timeout_s: the default time limit T of one program with all of its tests; ``run`` takes
+            one per run (the judge and environments pass limits calibrated from the reference
+            solution, see :mod:`codegym.limits`).
+        clock: what T counts. "cpu" (default): the program's CPU time, user + system, all threads
+            (status ``timeout_cpu``), so a verdict does not depend on how busy the machine is; a
+            wall cap of ``wall_factor * T + wall_extra_s`` ends programs that sleep or block
+            (``timeout_wall``). "wall": wall time (``timeout_wall``), the old way, which a loaded
+            machine turns into wrong verdicts.
         memory_mb: address-space limit of the child (0 for none).
         workers: pre-warmed worker processes (default: the core count).
         allowed_packages: third-party packages the program may import (read access granted).
@@ -212,14 +215,20 @@ class Sandbox:
             carry twice that (a stdio answer is the captured stdout, JSON-escaped).
         disk_mb: size of the job's working directory (a fresh tmpfs per job).
         max_threads: processes plus threads the child may run at once.
-        cache_size: identical (program, tests) requests served from memory; 0 disables.
+        cache_size: identical (program, tests, limit) requests served from memory; 0 disables.
         namespaces, drop_uid: turn individual protections off (for debugging only).
     """
 
     def __init__(self, timeout_s: float = 2.0, memory_mb: int = 512, workers: int | None = None,
                  allowed_packages: Sequence[str] = ("numpy",), preload: Sequence[str] = (),
                  output_limit: int = 1 << 20, disk_mb: int = 64, max_threads: int = 64,
-                 cache_size: int = 10_000, namespaces: bool = True, drop_uid: bool = True):
+                 cache_size: int = 10_000, namespaces: bool = True, drop_uid: bool = True,
+                 clock: str = "cpu", wall_factor: float = 3.0, wall_extra_s: float = 1.0):
+        if clock not in CLOCKS:
+            raise ValueError("clock must be 'cpu' or 'wall', not %r" % (clock,))
+        if wall_factor < 1 or wall_extra_s < 0:
+            raise ValueError("need wall_factor >= 1 and wall_extra_s >= 0")
+        self.clock, self.wall_factor, self.wall_extra_s = clock, float(wall_factor), float(wall_extra_s)
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         if output_limit <= 0 or disk_mb <= 0 or max_threads <= 0:
@@ -230,11 +239,11 @@ class Sandbox:
         self.workers = int(workers or os.cpu_count() or 1)
         bpf = _isolation.seccomp_program()
         _isolation.remove_stale_views()
-        limits = {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_limit": self.output_limit,
+        limits = {"memory_mb": self.memory_mb, "output_limit": self.output_limit,
                   "disk_mb": int(disk_mb), "tasks": int(max_threads)}
         self._config = {"limits": limits, "view": _view_contents(tuple(allowed_packages)), "preload": list(preload),
                         "namespaces": namespaces, "drop_uid": drop_uid, "seccomp_bpf": bpf.hex() if bpf else ""}
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, RunResult] = OrderedDict()
@@ -268,16 +277,22 @@ class Sandbox:
             worker.close()
         while not self._idle.empty():
             self._idle.get_nowait()
+        for _ in range(self.workers):
+            self._idle.put(None)  # wakes every caller still waiting for a worker: it finds the sandbox closed
 
     def _acquire(self) -> _Worker:
-        if self._closed:
-            raise SandboxError("sandbox is closed")
-        with self._lock:
-            if self._idle.empty() and len(self._all) < self.workers:
-                worker = _Worker(self._config)
-                self._all.append(worker)
+        while True:
+            if self._closed:
+                raise SandboxError("sandbox is closed")
+            with self._lock:
+                if self._idle.empty() and len(self._all) < self.workers:
+                    worker = _Worker(self._config)
+                    self._all.append(worker)
+                    return worker
+            worker = self._idle.get()
+            if worker is not None:
                 return worker
-        return self._idle.get()
+            # None: a broken worker's place came free (or the sandbox closed); look again
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         if healthy and not self._closed:
@@ -287,6 +302,7 @@ class Sandbox:
         with self._lock:
             if worker in self._all:
                 self._all.remove(worker)
+        self._idle.put(None)  # a caller waiting for a worker starts a new one instead
 
     @_instance_or_class
     def protections(self_or_cls) -> dict:
@@ -301,15 +317,25 @@ class Sandbox:
             self_or_cls._release(worker, True)
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, program: str, tests: Sequence[TestCase], cache: bool = True) -> RunResult:
+    def wall_cap(self, timeout_s: float) -> float:
+        """The wall-clock time a run with limit ``timeout_s`` may take: the caller is answered
+        within this plus about a second, whatever the program does."""
+        return self.wall_factor * timeout_s + self.wall_extra_s if self.clock == "cpu" else timeout_s
+
+    def run(self, program: str, tests: Sequence[TestCase], cache: bool = True,
+            timeout_s: float | None = None) -> RunResult:
         """Run ``program`` against ``tests`` in one isolated child; never raises for bad code.
-        ``cache=False`` neither reads nor stores the result cache (the judge's hidden tests)."""
+        ``cache=False`` neither reads nor stores the result cache (the judge's hidden tests);
+        ``timeout_s`` is this run's limit (default: the sandbox's)."""
         tests = list(tests)
         if not isinstance(program, str):
             raise TypeError("program must be a string")
         if not tests:
             raise ValueError("no tests to run")
-        key = self._cache_key(program, tests) if cache else None
+        limit = self.timeout_s if timeout_s is None else float(timeout_s)
+        if not limit > 0:
+            raise ValueError("timeout_s must be positive")
+        key = self._cache_key(program, tests, limit) if cache else None
         if key is not None:
             with self._lock:
                 hit = self._cache.get(key)
@@ -317,7 +343,7 @@ class Sandbox:
                     self._cache.move_to_end(key)
                     self.cache_hits += 1
                     return RunResult(**{**hit.__dict__, "cached": True})
-        result = self._execute(program, tests)
+        result = self._execute(program, tests, limit)
         if key is not None:
             with self._lock:
                 self._cache[key] = result
@@ -325,24 +351,30 @@ class Sandbox:
                     self._cache.popitem(last=False)
         return result
 
-    def run_batch(self, items: Iterable[tuple[str, Sequence[TestCase]]], cache: bool = True) -> list[RunResult]:
-        """Run many (program, tests) pairs in parallel; results keep the input order."""
+    def run_batch(self, items: Iterable[tuple[str, Sequence[TestCase]]], cache: bool = True,
+                  timeouts: Sequence[float | None] | None = None) -> list[RunResult]:
+        """Run many (program, tests) pairs in parallel, each with its limit from ``timeouts``
+        (default: the sandbox's); results keep the input order."""
         items = list(items)
+        limits = list(timeouts) if timeouts is not None else [None] * len(items)
+        if len(limits) != len(items):
+            raise ValueError("timeouts needs one limit per item")
         if len(items) <= 1:
-            return [self.run(p, t, cache) for p, t in items]
+            return [self.run(p, t, cache, limit) for (p, t), limit in zip(items, limits)]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="codegym-sandbox")
-        return list(self._pool.map(lambda item: self.run(*item, cache), items))
+        return list(self._pool.map(lambda item, limit: self.run(*item, cache, limit), items, limits))
 
-    def _cache_key(self, program: str, tests: list[TestCase]) -> str | None:
+    def _cache_key(self, program: str, tests: list[TestCase], limit: float) -> str | None:
         if not self._cache_size:
             return None
         digest = hashlib.sha256()
-        digest.update(json.dumps([program, self.timeout_s, self.memory_mb, self.output_limit,
-                                  [t.to_dict() for t in tests]], sort_keys=True, default=repr).encode())
+        digest.update(json.dumps([program, limit, self.clock, self.wall_factor, self.wall_extra_s, self.memory_mb,
+                                  self.output_limit, [t.to_dict() for t in tests]], sort_keys=True,
+                                 default=repr).encode())
         return digest.hexdigest()
 
-    def _execute(self, program: str, tests: list[TestCase], sequential: bool = False,
+    def _execute(self, program: str, tests: list[TestCase], limit: float, sequential: bool = False,
                  started: float | None = None) -> RunResult:
         """One child for the program, two ways of asking it.
 
@@ -351,7 +383,7 @@ class Sandbox:
         with live calls. Sequential: nothing up front, every program call made live when the test
         reaches it, in exactly plain Python's order; used when an assert calls the program where
         Python may skip or repeat the call, and for a rerun when a check's calls leave the
-        prefetched order. A rerun keeps the first deadline."""
+        prefetched order. A rerun gets the CPU limit afresh and keeps the first wall deadline."""
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
@@ -382,19 +414,23 @@ class Sandbox:
         started = time.monotonic() if started is None else started
         worker = self._acquire()
         healthy = rerun = False
-        session = _JobSession(worker, max(started + self.timeout_s - time.monotonic(), 0.001), self.output_limit)
+        wall_s = max(started + self.wall_cap(limit) - time.monotonic(), 0.001)
+        session = _JobSession(worker, limit if self.clock == "cpu" else None, wall_s, self.output_limit)
         try:
             session.start(job)
-            outcomes = []
+            outcomes, ends = [], []
             for index, (test, (start, stop)) in enumerate(zip(tests, slices)):
                 last = index == len(tests) - 1
+                answered = len(session.answers)
                 if test.kind == "check":
                     outcomes.append(session.run_check(test, start, stop, live=sequential or last))
                 else:
                     answers = _LiveAnswers(session, test, plans.get(test.source)) if sequential and test.kind != "stdio" \
                         else session.answers[start:stop] if len(session.answers) >= stop else None
                     outcomes.append(_judge(test, answers, session, plans.get(test.source)))
+                ends.append(len(session.answers) - 1 if len(session.answers) > answered else stop - 1)
             session.end()
+            session.time_tests(outcomes, ends)
             healthy = not session.worker_broken
         except _NeedsInteraction:
             session.end()
@@ -406,8 +442,8 @@ class Sandbox:
             with self._lock:
                 self.executions += 1
         if rerun:
-            return self._execute(program, tests, sequential=True, started=started)
-        return _summarise(session, outcomes, time.monotonic() - started)
+            return self._execute(program, tests, limit, sequential=True, started=started)
+        return _summarise(session, outcomes, time.monotonic() - started, limit)
 
 
 def _call_request(test: TestCase) -> dict:
@@ -434,9 +470,9 @@ class _JobSession:
     """One program's run: the trusted side feeds the child its job and reads its answers directly
     (the worker only spawns and reaps), under byte caps and a deadline."""
 
-    def __init__(self, worker: _Worker, timeout_s: float, output_limit: int):
+    def __init__(self, worker: _Worker, cpu_s: float | None, wall_s: float, output_limit: int):
         self.worker = worker
-        self.timeout_s = timeout_s
+        self.cpu_s, self.wall_s = cpu_s, wall_s
         self.output_limit = output_limit
         self.result_limit = 2 * output_limit + 4096
         self.compiled = False
@@ -444,6 +480,8 @@ class _JobSession:
         self.done = self.interactive = False
         self.load_error = ""
         self.answers: list[dict | None] = []
+        self.answer_times: list[float] = []  # when each answer arrived (time.monotonic)
+        self.loaded_at = 0.0
         self.final: dict | None = None
         self.memory = self.forbidden = self.protocol_error = self.overflow = False
         self.worker_broken = False
@@ -466,6 +504,7 @@ class _JobSession:
         elif "compiled" in message and not self.answers and not self.loaded:
             self.compiled = message["compiled"] is True
             self.loaded = self.compiled
+            self.loaded_at = time.monotonic()
             self.load_error = str(message.get("error", ""))[:300]
         elif "load_error" in message:
             self.loaded = False
@@ -479,6 +518,7 @@ class _JobSession:
             self.protocol_error = True  # nothing may follow the last answer of an up-front job
         elif message.get("i") == len(self.answers):
             self.answers.append(message)
+            self.answer_times.append(time.monotonic())
             self.memory = self.memory or message.get("memory") is True
             self.forbidden = self.forbidden or message.get("forbidden") is True
         else:
@@ -487,10 +527,10 @@ class _JobSession:
     # -- transport -----------------------------------------------------------------------------
     def start(self, job: dict) -> None:
         self.interactive = job["interactive"]
-        self.pid, (command, result, output) = self.worker.spawn(self.timeout_s)
+        self.pid, (command, result, output) = self.worker.spawn(self.cpu_s, self.wall_s)
         self.fds = {"command": command, "result": result, "output": output}
         self.open_pipes = {result, output}
-        self.deadline = time.monotonic() + self.timeout_s + _GRACE_S
+        self.deadline = time.monotonic() + self.wall_s + _GRACE_S
         data = json.dumps(job, separators=(",", ":")).encode()
         self._write(struct.pack(">I", len(data)) + data)
         if job["interactive"]:
@@ -500,14 +540,12 @@ class _JobSession:
 
     def _finish(self) -> None:
         """Read to the end of both pipes (the child closes them after its last answer, or exits):
-        forged extra lines show up as duplicates. Its exit need not be awaited then: the worker's
-        report is collected before the worker's next job."""
+        forged extra lines show up as duplicates. Then end the child and wait for the worker's
+        report, which carries the job's CPU time (waiting costs no measurable latency)."""
         self._pump(lambda: self.done and not self.open_pipes)
         if self.final is None and self.done and not self.open_pipes:
             self.kill()
-            self.worker.report_pending = True
-            self.final = {"exit_code": 0, "signal": None, "timed_out": False}
-            self.close()
+            self._pump(lambda: False)
 
     def _write(self, data: bytes) -> None:
         fd = self.fds.get("command", -1)
@@ -598,7 +636,7 @@ class _JobSession:
         a timeout and the pool starts a new worker."""
         self.worker_broken = True
         self.worker.kill()
-        self.final = {"timed_out": True, "exit_code": None, "signal": None}
+        self.final = {"timed_out": "wall", "exit_code": None, "signal": None}
         self.close()
 
     def kill(self) -> None:
@@ -623,6 +661,15 @@ class _JobSession:
             if fd >= 0:
                 os.close(fd)
         self.fds = {}
+
+    def time_tests(self, outcomes: list[TestOutcome], ends: list[int]) -> None:
+        """Each test's ``seconds``: from the previous test's last answer (or the program's load)
+        to its own last answer, as the trusted side saw them arrive."""
+        previous = self.loaded_at
+        for outcome, end in zip(outcomes, ends):
+            if previous and 0 <= end < len(self.answer_times):
+                outcome.seconds = max(self.answer_times[end] - previous, 0.0)
+                previous = self.answer_times[end]
 
     def request(self, request: dict) -> dict:
         """One live request (a call or an expression), answered by the child: its answer."""
@@ -703,8 +750,10 @@ class _JobSession:
         final = self.final or {}
         if self.overflow or final.get("exit_code") == _EXIT_OUTPUT_LIMIT:
             return "output_limit"
-        if final.get("timed_out") or final.get("signal") == 24:  # SIGXCPU
-            return "timeout"
+        if final.get("timed_out") == "cpu" or final.get("signal") == signal.SIGXCPU:
+            return "timeout_cpu"
+        if final.get("timed_out"):
+            return "timeout_wall"
         if self.memory:
             return "memory_limit"
         if self.forbidden or self.protocol_error or final.get("signal") == 31:  # SIGSYS
@@ -847,7 +896,7 @@ def _judge(test: TestCase, answers, session: _JobSession, plan: AssertPlan | Non
         return _failed(err, "")
 
 
-def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float) -> RunResult:
+def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float, limit: float) -> RunResult:
     passed = bool(outcomes) and all(o.passed for o in outcomes) and not session.protocol_error
     if passed:
         status = "passed"
@@ -860,4 +909,6 @@ def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float)
     if session.protocol_error:
         outcomes = [TestOutcome(False, "forbidden", "program tampered with the result channel")
                     if o.passed else o for o in outcomes]
-    return RunResult(passed=passed, compiled=session.compiled, status=status, tests=outcomes, wall_s=wall_s)
+    cpu_s = (session.final or {}).get("cpu_s")
+    return RunResult(passed=passed, compiled=session.compiled, status=status, tests=outcomes, wall_s=wall_s,
+                     cpu_s=cpu_s if isinstance(cpu_s, float) else None, time_limit_s=limit)
