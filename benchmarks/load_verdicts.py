@@ -8,6 +8,7 @@ Each level runs twice: CPU-time accounting (the default) and wall-time accountin
 limits (the old rule). A flip is a (program, verdict) that differs from the unloaded run.
 
     nice python benchmarks/load_verdicts.py --mutants 2 --json benchmarks/results/load_verdicts.json
+    nice python benchmarks/load_verdicts.py --base 0.05 --json benchmarks/results/load_verdicts_tight.json
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def main() -> None:
     parser.add_argument("--data-path", default=str(MBPP))
     parser.add_argument("--mutants", type=int, default=2, help="mutants per reference")
     parser.add_argument("--levels", default="0,2,4", help="busy processes per core")
+    parser.add_argument("--base", type=float, default=TimeLimits.base_s,
+                        help="T_base in CPU seconds (small values put programs near their limit)")
+    parser.add_argument("--factor", type=float, default=TimeLimits.factor, help="k")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -71,7 +75,7 @@ def main() -> None:
             print("calibration %s: %s" % (split, calibration[split]), flush=True)
         os.environ.pop("CODEGYM_CACHE")
 
-    limits = TimeLimits()
+    limits = TimeLimits(args.base, args.factor)
     items, kinds = [], []
     keys = {}
     for dataset in datasets.values():
