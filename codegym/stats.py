@@ -131,3 +131,20 @@ def auc_interval(clusters: Sequence[Sequence[tuple[float, bool]]], iters: int = 
     values.sort()
     tail = (1 - level) / 2
     return (values[int(tail * (len(values) - 1))], values[int(round((1 - tail) * (len(values) - 1)))])
+
+
+def sign_flip_p(diffs: Sequence[float], iters: int = 20000, seed: int = 0) -> float:
+    """Two-sided paired permutation test of mean(diffs) = 0: each problem's difference keeps its
+    size and gets a random sign. Exact over all signs up to 16 nonzero differences, else
+    ``iters`` seeded draws. With 0/1 differences this is the exact McNemar test."""
+    nonzero = [d for d in diffs if d != 0]
+    if not nonzero:
+        return 1.0
+    observed = abs(sum(nonzero)) - 1e-12
+    if len(nonzero) <= 16:
+        signs = range(1 << len(nonzero))
+        hits = sum(abs(sum(d if mask >> i & 1 else -d for i, d in enumerate(nonzero))) >= observed for mask in signs)
+        return hits / (1 << len(nonzero))
+    rng = random.Random(seed)
+    hits = sum(abs(sum(d if rng.random() < 0.5 else -d for d in nonzero)) >= observed for _ in range(iters))
+    return (hits + 1) / (iters + 1)

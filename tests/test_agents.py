@@ -305,6 +305,10 @@ def test_auc_and_its_problem_clustered_interval_by_hand():
     separated = [[(0.9, True), (0.1, False)], [(0.8, True), (0.2, False)], [(0.7, True), (0.3, False)]]
     assert auc_interval(separated) == (1.0, 1.0)
     assert auc_interval([[(0.5, True)], [(0.4, True)]]) is None
+    from codegym.stats import mcnemar_exact, sign_flip_p
+
+    assert sign_flip_p([1.0] * 4 + [-1.0] * 2 + [0.0] * 9) == pytest.approx(mcnemar_exact(4, 2))
+    assert sign_flip_p([0.5, 0.5]) == pytest.approx(0.5) and sign_flip_p([0.0]) == 1.0
     noisy = [[(0.9, True), (0.95, False)], [(0.8, True), (0.2, False)], [(0.1, True), (0.3, False)]]
     low, high = auc_interval(noisy, seed=1)
     assert low < auc(*zip(*[x for c in noisy for x in c])) < high

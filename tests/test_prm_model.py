@@ -139,3 +139,31 @@ def test_value_prm_trains_point_and_pair_wise(tiny, tmp_path, objective):
     assert together[1] == pytest.approx(prm.score_many([ITEMS[1]])[0], abs=1e-5)
     with pytest.raises(ValueError, match="objective"):
         PRMTrainConfig(kind="token", objective="pair")
+
+
+def test_rerank_scores_selectors_on_a_runs_candidates_with_ties_split(tiny, tmp_path):
+    from codegym.bench import BenchConfig, run_bench
+    from codegym.llm.scripted import ScriptedBackend
+    from codegym.prm.rerank import format_rerank, rerank, tie_split_value
+
+    assert tie_split_value([1.0, 1.0, 0.0], [True, False, True]) == 0.5  # the tied best: one of two passes
+    assert tie_split_value([0.2, 0.9], [False, True]) == 1.0
+
+    def script(prompt, seed):
+        if prompt.endswith("```python\n"):  # right or wrong by seed: candidates whose verdicts differ
+            return "import math\ndef gcd(a, b):\n    return math.gcd(a, b)\n" if seed % 2 else "def gcd(a, b):\n    return a\n"
+        return " plan %d" % seed
+
+    run_bench(BenchConfig(agents=["mcts"], budget_tokens=[400], problems=["starter/gcd"], out=str(tmp_path / "run"),
+                          aspr_samples=0, cache=False), progress=False, backend=ScriptedBackend(script))
+    report = rerank(tmp_path / "run", ["token:%s" % tiny], tmp_path / "rerank", n=8, progress=False)
+    assert report["problems"] == 1 and report["candidates"] >= 2 and report["disagreeing"] == 1
+    candidates = [json.loads(line) for line in (tmp_path / "rerank" / "candidates.jsonl").read_text().splitlines()]
+    passed = [c["passed"] for c in candidates]
+    assert True in passed and False in passed
+    selectors = report["selectors"]
+    assert selectors["random"]["all"]["pass@1"] == sum(passed) / len(passed)
+    public = tie_split_value([c["public_reward"] for c in candidates], passed)
+    assert selectors["public"]["all"]["pass@1"] == public
+    assert 0.0 <= selectors["token:%s" % tiny]["disagreeing"]["pass@1"] <= 1.0
+    assert "disagreeing" in format_rerank(report)

@@ -39,6 +39,16 @@ def register(sub) -> None:
     evaluate.add_argument("--sample", type=int, default=None,
                           help="score a seeded random sample of this many rows; none: every row")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    rerank = add_command(actions, "rerank", _run_prm_rerank,
+                         "best-of-N reranking: PRMs against public-test reward, majority vote and random")
+    rerank.add_argument("run_dir", metavar="RUN", help="a codegym bench output folder whose trees hold the candidates")
+    rerank.add_argument("--prm", action="append", default=[], help="a PRM spec to compare (repeatable; "
+                        "logprob:PATH is the untrained baseline) (default: none)")
+    rerank.add_argument("--n", type=int, default=8, help="candidates per problem (distinct verified programs)")
+    rerank.add_argument("--aggregate", choices=("mean", "min", "last"), default="mean",
+                        help="how a candidate's step scores become one")
+    rerank.add_argument("--out", required=True, help="folder for candidates.jsonl and rerank.json")
+    rerank.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals and tests")
 
 
 def _run_prm_data(args: argparse.Namespace) -> int:
@@ -88,4 +98,18 @@ def _run_prm_eval(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
+    return 0
+
+
+def _run_prm_rerank(args: argparse.Namespace) -> int:
+    from ..prm.model import check_prm_spec
+    from ..prm.rerank import format_rerank, rerank
+
+    if args.n < 1:
+        raise ValueError("--n must be at least 1")
+    if not (Path(args.run_dir) / "config.json").is_file():
+        raise FileNotFoundError("no config.json in %s (a codegym bench output folder)" % args.run_dir)
+    for spec in args.prm:
+        check_prm_spec(spec)
+    print(format_rerank(rerank(args.run_dir, args.prm, args.out, args.n, args.aggregate, args.seed)))
     return 0
