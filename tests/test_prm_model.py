@@ -35,13 +35,29 @@ ITEMS = [("Add two numbers.", ["[define]\n1. add a and b", "[translate]\n```pyth
 def test_batched_scores_equal_one_at_a_time(tiny, kind):
     from codegym.prm.model import load_prm
 
-    prm = load_prm("%s:%s" % (kind, tiny), batch_size=3)
+    prm = load_prm("%s:%s" % (kind, tiny), batch_size=3, cache_size=0)  # no cache: every call computes
     together = prm.score_many(ITEMS)
     alone = [prm.score_many([item])[0] for item in ITEMS]
     assert [len(s) for s in together] == [2, 1, 3]
     for a, b in zip(together, alone):
         assert a == pytest.approx(b, abs=1e-5)
     assert all(0.0 <= x <= 1.0 for row in together for x in row) and prm.tokens_read > 0
+
+
+def test_score_cache_answers_repeats_without_reading_tokens(tiny):
+    from codegym.prm.model import load_prm
+
+    prm = load_prm("token:%s" % tiny, batch_size=2)
+    first = prm.score_many(ITEMS + ITEMS[:1])  # a repeat within one call is computed once
+    read = prm.tokens_read
+    uncached = load_prm("token:%s" % tiny, batch_size=2, cache_size=0)
+    uncached.score_many(ITEMS)
+    assert read == uncached.tokens_read and prm.cache_hits == 1
+    again = prm.score_many(list(reversed(ITEMS)))
+    assert again == list(reversed(first[:3])) and prm.tokens_read == read and prm.cache_hits == 4
+    small = load_prm("token:%s" % tiny, cache_size=1)
+    small.score_many(ITEMS)
+    assert len(small.cache) == 1  # least recently used entries are dropped
 
 
 def test_soft_rating_loss_by_hand():

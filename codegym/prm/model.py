@@ -18,6 +18,7 @@ compute can be reported beside the policy's. ``load_prm(spec)``: ``token:PATH``,
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,7 +71,12 @@ def _batches(encoded: list[Encoded], size: int):
 
 
 class _CausalLMScorer:
-    def __init__(self, path: str, device: str | None = None, batch_size: int = 8, max_length: int = 1024):
+    """Batched step scoring with a score cache keyed by (prompt, steps): a search asks for the
+    same prefix again (a node's value, then its children's), and a cached answer reads no tokens,
+    so ``tokens_read`` counts only the compute spent."""
+
+    def __init__(self, path: str, device: str | None = None, batch_size: int = 8, max_length: int = 1024,
+                 cache_size: int = 65536):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -82,6 +88,8 @@ class _CausalLMScorer:
         self.model = AutoModelForCausalLM.from_pretrained(path).to(self.device).eval()
         self.encoder = StepEncoder(self.tokenizer, max_length)
         self.batch_size, self.tokens_read, self.path = batch_size, 0, path
+        self.cache: OrderedDict[tuple[str, tuple[str, ...]], list[float]] = OrderedDict()
+        self.cache_size, self.cache_hits = cache_size, 0
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
     def _logits(self, rows: list[list[int]]):
@@ -115,13 +123,24 @@ class _CausalLMScorer:
         """One score per step of each (prompt, step texts) item (``progress``: a bar per batch)."""
         from tqdm import tqdm
 
-        encoded = [self._encode(prompt, steps) for prompt, steps in items]
-        scores: list[list[float]] = [[] for _ in items]
+        keys = [(prompt, tuple(steps)) for prompt, steps in items]
+        todo = list(dict.fromkeys(key for key in keys if key not in self.cache))  # each new item once
+        self.cache_hits += len(keys) - len(todo)
+        encoded = [self._encode(prompt, list(steps)) for prompt, steps in todo]
         batches = list(_batches(encoded, self.batch_size))
+        fresh: dict[tuple[str, tuple[str, ...]], list[float]] = {}
         for batch in tqdm(batches, desc="prm", unit="batch", disable=not progress):
             logits = self._logits([encoded[i].ids for i in batch])
             for row, index in enumerate(batch):
-                scores[index] = self._read(logits[row], encoded[index])
+                fresh[todo[index]] = self._read(logits[row], encoded[index])
+        scores = [list(fresh[key]) if key in fresh else list(self.cache[key]) for key in keys]
+        for key, value in fresh.items():
+            self.cache[key] = value
+        for key in keys:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
         return scores
 
 
