@@ -45,7 +45,9 @@ def _datasets_show(args: argparse.Namespace) -> int:
         problem = dataset.get(args.problem)
         view = problem.public_view() | {"training": problem.training,
                                          "hidden_tests": len(keys[problem.id].hidden_tests),
-                                         "reference_solutions": len(keys[problem.id].reference_solutions)}
+                                         "reference_solutions": len(keys[problem.id].reference_solutions),
+                                         "reference_cpu_s": {**problem.reference_seconds,
+                                                             "hidden": keys[problem.id].reference_seconds}}
         print(json.dumps(view, indent=2) if args.json else _format_view(view))
         return 0
     kinds = {kind: sum(p.kind == kind for p in dataset) for kind in ("function", "stdio")}
@@ -67,6 +69,9 @@ def _format_view(view: dict) -> str:
     lines.append("public tests:")
     lines += ["  " + t for t in view["public_tests"]] or ["  (none)"]
     lines.append("hidden tests: %d (content not shown)" % view["hidden_tests"])
+    measured = {k: v for k, v in view["reference_cpu_s"].items() if v is not None}
+    lines.append("reference CPU time: %s" % (", ".join("%s %.4f s" % (k, v) for k, v in measured.items())
+                                             or "not measured (time limits use T_base)"))
     return "\n".join(lines)
 
 
