@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -89,8 +90,12 @@ class CalibrationCache:
         self.dirty = False
 
     @staticmethod
-    def key(program: str, tests: Sequence[TestCase]) -> str:
-        payload = json.dumps([program, [t.to_dict() for t in tests]], sort_keys=True, default=repr)
+    def key(program: str, tests: Sequence[TestCase], settings: Sequence[int] = ()) -> str:
+        """A digest of the program, the tests and the sandbox settings a run depends on (memory,
+        output limit); the same in every process (sets and dicts are put in a fixed order first)."""
+        fields = [[t.kind, t.fn, _stable(t.args), _stable(t.expected), t.source, t.setup, t.stdin, t.expected_stdout,
+                   t.float_tol] for t in tests]
+        payload = json.dumps([program, fields, list(settings)])
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def save(self) -> None:
@@ -127,6 +132,7 @@ def calibrate(dataset: Dataset, sandbox: Sandbox | None = None, cache: Calibrati
     record it: ``problem.reference_seconds`` (public, generated; and ``all``, the full list, on a
     training problem) and ``answer_key.reference_seconds`` (hidden). Returns the dataset."""
     cache = cache if cache is not None else CalibrationCache()
+    settings = _settings(sandbox)
     wanted: dict[str, tuple[str, Sequence[TestCase]]] = {}
     plan: list[tuple[str, str, str]] = []  # (problem id, test set, cache key)
     for problem in dataset.problems:
@@ -135,19 +141,18 @@ def calibrate(dataset: Dataset, sandbox: Sandbox | None = None, cache: Calibrati
             continue
         program = problem.program_for_tests(key.reference_solutions[0])
         for name, tests in _test_sets(problem.public_tests, key.hidden_tests, problem.generated_tests):
-            digest = CalibrationCache.key(program, tests)
+            digest = CalibrationCache.key(program, tests, settings)
             plan.append((problem.id, name, digest))
             if digest not in cache.entries:
                 wanted[digest] = (program, tests)
-    if wanted:
-        digests = list(wanted)
-        own = sandbox is None
+    if wanted:  # a sandbox is started only when something is not in the cache
         runner = sandbox or Sandbox(cache_size=0)
         try:
+            digests = list(wanted)
             for digest, seconds in zip(digests, measure(runner, [wanted[d] for d in digests], repeats)):
                 cache.entries[digest] = seconds
         finally:
-            if own:
+            if sandbox is None:
                 runner.close()
         cache.dirty = True
         cache.save()
@@ -164,6 +169,27 @@ def calibrate(dataset: Dataset, sandbox: Sandbox | None = None, cache: Calibrati
         if key is not None:
             dataset.answer_keys[problem.id] = dataclasses.replace(key, reference_seconds=seconds.get("hidden"))
     return dataset
+
+
+def _settings(sandbox: Sandbox | None) -> tuple[int, int]:
+    """The settings of the sandbox that measures (``Sandbox()``'s own when none is given)."""
+    if sandbox is not None:
+        return sandbox.memory_mb, sandbox.output_limit
+    defaults = inspect.signature(Sandbox).parameters
+    return int(defaults["memory_mb"].default), int(defaults["output_limit"].default)
+
+
+def _stable(value):
+    """``value`` as JSON-ready data whose text does not depend on the hash seed."""
+    if isinstance(value, (set, frozenset)):
+        return {"set": sorted((_stable(v) for v in value), key=json.dumps)}
+    if isinstance(value, dict):
+        return {"dict": sorted(([_stable(k), _stable(v)] for k, v in value.items()), key=json.dumps)}
+    if isinstance(value, (list, tuple)):
+        return {type(value).__name__: [_stable(v) for v in value]}
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return {type(value).__name__: repr(value)}
 
 
 def _test_sets(public: Iterable[TestCase], hidden: Iterable[TestCase],

@@ -249,3 +249,45 @@ def test_a_slow_reference_sets_a_limit_that_judge_env_and_bench_share(tmp_path, 
     assert [row["passed"] for row in rows] == [True]
     written = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert written["time_limit_factor"] == 2.0 and written["time_limit_base_s"] == 2.0
+
+
+def test_calibration_keys_do_not_depend_on_the_hash_seed():
+    script = ("from codegym.execution import TestCase\nfrom codegym.limits import CalibrationCache\n"
+              "print(CalibrationCache.key('p', [TestCase.call('f', [{'apple', 'pear', 'fig', 'kiwi'}, {'a': {1, 2}}],"
+              " frozenset({'x', 'y', 'z'}))], (512, 1)))\n")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(keys) == 1, keys
+    assert CalibrationCache.key("p", [], (512, 1)) != CalibrationCache.key("p", [], (256, 1))
+
+
+def test_waiting_for_a_worker_is_not_the_programs_time():
+    """The only worker is busy for longer than the wall cap; a correct program queued behind it
+    must still pass (the wall clock starts when its worker is free)."""
+    import threading
+
+    with Sandbox(timeout_s=0.3, workers=1, cache_size=0) as sandbox:
+        held = sandbox._acquire()
+        results = []
+        waiter = threading.Thread(target=lambda: results.append(sandbox.run(_spinner(0.1), [TestCase.call("f", [1], 2)])))
+        waiter.start()
+        time.sleep(sandbox.wall_cap(0.3) + 0.5)
+        sandbox._release(held, healthy=True)
+        waiter.join(30)
+    assert results and results[0].passed, results
+
+
+def test_passed_means_within_the_limits_and_the_child_has_a_kernel_backstop(sandbox):
+    """Answering every test and then spinning (or sleeping) past the limit is a timeout, not a
+    pass; the child's RLIMIT_CPU is set a second past its job's limit, and reading limits works."""
+    tail = ("import os\n_close = os.close\ndef close(fd):\n    if fd == 4:\n%s\n    _close(fd)\nos.close = close\n"
+            "def f(x):\n    return x + 1\n")
+    tests = [TestCase.call("f", [1], 2)]
+    spin = sandbox.run(tail % "        while True:\n            pass", tests)
+    assert spin.status == "timeout_cpu" and not spin.passed and spin.tests[0].passed
+    sleep = sandbox.run(tail % "        import time\n        time.sleep(1e9)", tests)
+    assert sleep.status == "timeout_wall" and not sleep.passed
+    limits = ("import resource\ndef f():\n    return [list(resource.getrlimit(resource.RLIMIT_CPU)),"
+              " resource.getrlimit(resource.RLIMIT_NOFILE)[0]]\n")
+    result = sandbox.run(limits, [TestCase.call("f", [], [[2, 3], 64])], timeout_s=0.5)
+    assert result.passed, result.tests[0].message

@@ -193,8 +193,10 @@ def seccomp_program() -> bytes | None:
     flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
     flt.add_rule(sc.ERRNO(errno.EPERM), "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
     flt.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.NE, 1))  # AF_UNIX only
+    # prlimit64(pid, resource, new, old): the child's own limits only; it may read any of them and
+    # set RLIMIT_CPU (it lowers its own to the job's limit; the hard limit stops anything higher).
     flt.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(0, sc.NE, 0))
-    flt.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(1, sc.NE, 0))  # reading own limits only
+    flt.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(1, sc.NE, resource.RLIMIT_CPU), sc.Arg(2, sc.NE, 0))
     flt.add_rule(sc.ERRNO(errno.EPERM), "setrlimit")
     flt.add_rule(sc.ERRNO(errno.EPERM), "fcntl", sc.Arg(1, sc.EQ, _F_SETPIPE_SZ))  # pipe buffers are kernel memory
     import tempfile

@@ -21,7 +21,7 @@ passes ``cpu_s`` ("timed_out": "cpu"; a null ``cpu_s`` means no CPU limit) or it
 ``wall_s`` ("timed_out": "wall"). ``cpu_s`` in the reply is what the job used (rusage at reaping,
 less what the child had used before it was handed out).
 The child reads a 4-byte big-endian length and a JSON job ``{"program", "requests", "kind",
-"interactive", "output_limit"}`` on fd 3, then (interactive jobs) one JSON request per line. It
+"interactive", "output_limit", "cpu_s"}`` on fd 3, then (interactive jobs) one JSON request per line. It
 writes one JSON line per answer on fd 4: ``{"compiled"}``, ``{"i", "ok", "value"|"error"}``,
 ``{"done"}``; its stdout and stderr go to fd 1 and 2.
 """
@@ -247,7 +247,13 @@ def _child_main(cmd_fd: int, out_fd: int, stdio_fd: int, slot: _Slot, worker: Wo
     _warm_up()
     # Only now, restricted, does the child learn what it is to run.
     (size,) = struct.unpack(">I", _read_exact(3, 4))
-    _serve(json.loads(_read_exact(3, size)), 3, 4)
+    job = json.loads(_read_exact(3, size))
+    if job.get("cpu_s") is not None:
+        # The kernel's backstop, should the worker's watch ever miss: SIGXCPU a second after the
+        # job's CPU limit, SIGKILL a second later (a program may catch SIGXCPU, not raise the hard limit).
+        backstop = math.ceil(time.process_time() + float(job["cpu_s"])) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (backstop, backstop + 1))
+    _serve(job, 3, 4)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,12 +416,6 @@ class Worker:
         slot.child = None
         clock = _process_cpu_clock(pid)
         cpu_before = time.clock_gettime(clock)  # the child's fork and warm-up, not the job's
-        if cpu_s is not None:  # a kernel backstop, should this loop ever miss the CPU limit
-            backstop = math.ceil(cpu_before + cpu_s) + 1
-            try:
-                resource.prlimit(pid, resource.RLIMIT_CPU, (backstop, backstop + 1))
-            except (OSError, ValueError):
-                pass
         started = time.monotonic()
         deadline = started + wall_s
         pidfd = os.pidfd_open(pid)
@@ -467,15 +467,13 @@ class Worker:
             self.reap_all()
         exited = os.WIFEXITED(status)
         term_signal = None if exited else os.WTERMSIG(status)
-        if term_signal == signal.SIGXCPU or (term_signal == signal.SIGKILL and timed_out is None and not killed
-                                             and cpu_s is not None and usage.ru_utime + usage.ru_stime
-                                             - cpu_before >= cpu_s):
-            timed_out = "cpu"  # the kernel's backstop ended it
+        used = max(usage.ru_utime + usage.ru_stime - cpu_before, 0.0)
+        if term_signal == signal.SIGXCPU or (cpu_s is not None and used > cpu_s):
+            timed_out = "cpu"  # past the limit, whoever ended it (this loop, the kernel's backstop, an exit)
         ended_by_us = (timed_out or killed or closing) and term_signal == signal.SIGKILL
         reply = {"exited": True, "exit_code": os.WEXITSTATUS(status) if exited else None,
                  "signal": None if exited or ended_by_us else term_signal, "timed_out": timed_out,
-                 "wall_s": time.monotonic() - started,
-                 "cpu_s": max(usage.ru_utime + usage.ru_stime - cpu_before, 0.0)}
+                 "wall_s": time.monotonic() - started, "cpu_s": used}
         if closing:
             raise EOFError
         self.sock.send(json.dumps(reply).encode())

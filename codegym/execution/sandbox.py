@@ -375,7 +375,7 @@ class Sandbox:
         return digest.hexdigest()
 
     def _execute(self, program: str, tests: list[TestCase], limit: float, sequential: bool = False,
-                 started: float | None = None) -> RunResult:
+                 spent: float = 0.0) -> RunResult:
         """One child for the program, two ways of asking it.
 
         Up front (the usual case): every value the tests need is computed in one round trip, in
@@ -383,7 +383,9 @@ class Sandbox:
         with live calls. Sequential: nothing up front, every program call made live when the test
         reaches it, in exactly plain Python's order; used when an assert calls the program where
         Python may skip or repeat the call, and for a rerun when a check's calls leave the
-        prefetched order. A rerun gets the CPU limit afresh and keeps the first wall deadline."""
+        prefetched order. The wall clock starts once a worker is free (waiting for one is not
+        the program's time). A rerun gets the CPU limit afresh (its answers are the verdict's) and
+        what is left of the wall cap (``spent``: wall seconds the first run used)."""
         kinds = {t.kind for t in tests}
         if "stdio" in kinds and kinds != {"stdio"}:
             raise ValueError("stdio tests cannot be mixed with function tests in one run")
@@ -409,13 +411,14 @@ class Sandbox:
             slices.append((start, len(requests)))
         # Live calls only come from checks (after their prefetched calls) and sequential runs; any
         # other child answers up front and closes its pipes at once.
+        cpu_s = limit if self.clock == "cpu" else None
         job = {"program": program, "requests": requests, "interactive": sequential or "check" in kinds,
-               "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit}
-        started = time.monotonic() if started is None else started
+               "kind": "stdio" if kinds == {"stdio"} else "function", "output_limit": self.output_limit,
+               "cpu_s": cpu_s}
         worker = self._acquire()
+        started = time.monotonic()
         healthy = rerun = False
-        wall_s = max(started + self.wall_cap(limit) - time.monotonic(), 0.001)
-        session = _JobSession(worker, limit if self.clock == "cpu" else None, wall_s, self.output_limit)
+        session = _JobSession(worker, cpu_s, max(self.wall_cap(limit) - spent, 0.001), self.output_limit)
         try:
             session.start(job)
             outcomes, ends = [], []
@@ -442,8 +445,8 @@ class Sandbox:
             with self._lock:
                 self.executions += 1
         if rerun:
-            return self._execute(program, tests, limit, sequential=True, started=started)
-        return _summarise(session, outcomes, time.monotonic() - started, limit)
+            return self._execute(program, tests, limit, sequential=True, spent=spent + time.monotonic() - started)
+        return _summarise(session, outcomes, spent + time.monotonic() - started, limit)
 
 
 def _call_request(test: TestCase) -> dict:
@@ -897,11 +900,15 @@ def _judge(test: TestCase, answers, session: _JobSession, plan: AssertPlan | Non
 
 
 def _summarise(session: _JobSession, outcomes: list[TestOutcome], wall_s: float, limit: float) -> RunResult:
-    passed = bool(outcomes) and all(o.passed for o in outcomes) and not session.protocol_error
+    # A program that went past its CPU limit or the wall cap does not pass, even if every answer
+    # came in time (it spun or slept after its last one): passed means within the limits.
+    over = bool((session.final or {}).get("timed_out"))
+    passed = bool(outcomes) and all(o.passed for o in outcomes) and not session.protocol_error and not over
     if passed:
         status = "passed"
     elif not session.compiled:
-        status = "syntax_error" if session.final and session.final.get("signal") is None else (
+        final = session.final or {}
+        status = "syntax_error" if final.get("signal") is None and not final.get("timed_out") else (
             session.process_status() or "killed")
     else:
         failing = [o.status for o in outcomes if not o.passed]
