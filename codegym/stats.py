@@ -148,3 +148,32 @@ def sign_flip_p(diffs: Sequence[float], iters: int = 20000, seed: int = 0) -> fl
     rng = random.Random(seed)
     hits = sum(abs(sum(d if rng.random() < 0.5 else -d for d in nonzero)) >= observed for _ in range(iters))
     return (hits + 1) / (iters + 1)
+
+
+def paired_auc_difference(a: Sequence[Sequence[tuple[float, bool]]], b: Sequence[Sequence[tuple[float, bool]]],
+                          iters: int = 1000, seed: int = 0, level: float = 0.95) -> dict | None:
+    """AUC(a) - AUC(b) for two scorers of the same steps (cluster i of ``a`` and of ``b`` hold the
+    same problem's steps in the same order): the difference, its percentile interval and a
+    two-sided bootstrap p-value, resampling problems. None without both classes."""
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b)):
+        raise ValueError("the two scorers must score the same steps")
+
+    def diff(indices: Sequence[int]) -> float | None:
+        left = [x for i in indices for x in a[i]]
+        right = [x for i in indices for x in b[i]]
+        auc_a, auc_b = auc(*_split(left)), auc(*_split(right))
+        return None if auc_a is None or auc_b is None else auc_a - auc_b
+
+    point = diff(range(len(a)))
+    if point is None:
+        return None
+    rng = random.Random(seed)
+    values = sorted(d for d in (diff([rng.randrange(len(a)) for _ in a]) for _ in range(iters)) if d is not None)
+    tail = (1 - level) / 2
+    p = min(1.0, 2 * min(sum(d <= 0 for d in values), sum(d >= 0 for d in values)) / len(values))
+    return {"diff": point, "diff_ci": [values[int(tail * (len(values) - 1))],
+                                       values[int(round((1 - tail) * (len(values) - 1)))]], "p_bootstrap": p}
+
+
+def _split(pairs: Sequence[tuple[float, bool]]) -> tuple[list[float], list[bool]]:
+    return [s for s, _ in pairs], [p for _, p in pairs]

@@ -310,6 +310,14 @@ def test_auc_and_its_problem_clustered_interval_by_hand():
     assert sign_flip_p([1.0] * 4 + [-1.0] * 2 + [0.0] * 9) == pytest.approx(mcnemar_exact(4, 2))
     assert sign_flip_p([0.5, 0.5]) == pytest.approx(0.5) and sign_flip_p([0.0]) == 1.0
     noisy = [[(0.9, True), (0.95, False)], [(0.8, True), (0.2, False)], [(0.1, True), (0.3, False)]]
+    from codegym.stats import paired_auc_difference
+
+    flipped = [[(1 - s, p) for s, p in cluster] for cluster in separated]
+    result = paired_auc_difference(separated, flipped)
+    assert result["diff"] == 1.0 and result["diff_ci"] == [1.0, 1.0] and result["p_bootstrap"] == 0.0
+    assert paired_auc_difference(separated, separated)["diff"] == 0.0
+    with pytest.raises(ValueError, match="same steps"):
+        paired_auc_difference(separated, separated[:2])
     low, high = auc_interval(noisy, seed=1)
     assert low < auc(*zip(*[x for c in noisy for x in c])) < high
 

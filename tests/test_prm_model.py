@@ -85,8 +85,13 @@ def test_training_lowers_the_loss_and_learns_to_rank_steps(tiny, tmp_path):
                                              batch_size=4, learning_rate=3e-3))
     assert summary["steps"] == 20 and summary["last_loss"] < summary["first_loss"]
     assert json.loads((tmp_path / "prm" / "train_config.json").read_text())["max_steps"] == 20
-    result = evaluate_prm(TokenPRM(summary["final"]), read_stepwise(labels))
+    untrained = TokenPRM(tiny)
+    result = evaluate_prm(TokenPRM(summary["final"]), read_stepwise(labels), against=untrained)
     assert result["steps"] == 32 and result["auc"] > 0.9 and result["accuracy"] > 0.9
+    against = result["against"]  # the same steps, scored by the untrained model, paired by problem
+    assert against["tokens_read"] == untrained.tokens_read > 0
+    assert against["diff"] == pytest.approx(result["auc"] - against["auc"])
+    assert against["diff_ci"][0] <= against["diff"] <= against["diff_ci"][1]
 
 
 def test_bad_labels_and_specs_are_one_line_errors(tmp_path):

@@ -35,6 +35,9 @@ def register(sub) -> None:
     evaluate.add_argument("--labels", required=True, help="a stepwise_*.jsonl file (tree_mc_hard: 0/1 labels)")
     evaluate.add_argument("--prm", required=True,
                           help="token:PATH or value:PATH (a trained PRM), or logprob:PATH (the baseline)")
+    evaluate.add_argument("--against", default=None,
+                          help="another PRM spec scored on the same steps (e.g. logprob:smollm2): its AUC and "
+                          "the paired difference with a bootstrap interval and p; none: no comparison")
     evaluate.add_argument("--json", default=None, help="also write the scores to this file; none: print only")
     evaluate.add_argument("--sample", type=int, default=None,
                           help="score a seeded random sample of this many rows; none: every row")
@@ -84,16 +87,22 @@ def _run_prm_train(args: argparse.Namespace) -> int:
 
 
 def _run_prm_eval(args: argparse.Namespace) -> int:
-    from ..prm.model import evaluate_prm, load_prm
+    from ..prm.model import check_prm_spec, evaluate_prm, load_prm
     from ..prm.train import read_stepwise
 
     rows = read_stepwise(args.labels)
+    for spec in (args.prm, args.against):
+        if spec is not None:
+            check_prm_spec(spec)
     if args.sample is not None:
         if args.sample < 1:
             raise ValueError("--sample must be at least 1")
         rows = random.Random(args.seed).sample(rows, min(args.sample, len(rows)))
+    against = load_prm(args.against) if args.against else None
     result = {"prm": args.prm, "labels": args.labels, "rows": len(rows), "sample_seed": args.seed,
-              **evaluate_prm(load_prm(args.prm), rows, progress=True)}
+              **evaluate_prm(load_prm(args.prm), rows, progress=True, against=against)}
+    if against is not None:
+        result["against"] = {"prm": args.against, **result["against"]}
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

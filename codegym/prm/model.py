@@ -254,23 +254,40 @@ def load_prm(spec: str, **options):
     return KINDS[kind](path, **options)
 
 
-def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5, progress: bool = False) -> dict:
-    """Step-level AUC (with a 95% interval, problems resampled) and accuracy of ``prm`` against
-    stepwise rows' labels (a label at or above ``threshold`` is a good step), over every labelled step."""
-    from ..stats import auc, auc_interval
-
+def scored_steps(prm, rows: Sequence[dict], threshold: float = 0.5, progress: bool = False) -> dict[str, list]:
+    """Each problem's labelled steps as (score, good) pairs, in row order (a label at or above
+    ``threshold`` is a good step)."""
     scores = prm.score_many([(row["prompt"], row["completions"]) for row in rows], progress=progress)
     by_problem: dict[str, list[tuple[float, bool]]] = {}
     for index, (row, row_scores) in enumerate(zip(rows, scores)):
         steps = by_problem.setdefault(str(row.get("problem_id", index)), [])
         steps.extend((s, label >= threshold) for s, label in zip(row_scores, row["labels"]))
+    return by_problem
+
+
+def evaluate_prm(prm, rows: Sequence[dict], threshold: float = 0.5, progress: bool = False,
+                 against=None) -> dict:
+    """Step-level AUC (with a 95% interval, problems resampled) and accuracy of ``prm`` against
+    stepwise rows' labels, over every labelled step. With ``against`` (another scorer, e.g. the
+    log-prob baseline), that scorer's AUC on the same steps and the paired difference too."""
+    from ..stats import auc, auc_interval, paired_auc_difference
+
+    by_problem = scored_steps(prm, rows, threshold, progress)
     flat = [x for steps in by_problem.values() for x in steps]
     interval = auc_interval(list(by_problem.values()))
-    return {"steps": len(flat), "problems": len(by_problem), "positives": sum(p for _, p in flat),
-            "auc": auc([s for s, _ in flat], [p for _, p in flat]), "auc_ci": list(interval) if interval else None,
-            "accuracy": sum((s >= 0.5) == p for s, p in flat) / len(flat) if flat else None,
-            "tokens_read": prm.tokens_read}
-
+    result = {"steps": len(flat), "problems": len(by_problem), "positives": sum(p for _, p in flat),
+              "auc": auc([s for s, _ in flat], [p for _, p in flat]), "auc_ci": list(interval) if interval else None,
+              "accuracy": sum((s >= 0.5) == p for s, p in flat) / len(flat) if flat else None,
+              "tokens_read": prm.tokens_read}
+    if against is not None:
+        other = scored_steps(against, rows, threshold, progress)
+        mine, theirs = [by_problem[k] for k in by_problem], [other[k] for k in by_problem]
+        pooled = [x for steps in theirs for x in steps]
+        other_interval = auc_interval(theirs)
+        result["against"] = {"auc": auc([s for s, _ in pooled], [p for _, p in pooled]),
+                             "auc_ci": list(other_interval) if other_interval else None,
+                             "tokens_read": against.tokens_read, **(paired_auc_difference(mine, theirs) or {})}
+    return result
 
 
 class MeteredPRM:
