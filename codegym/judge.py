@@ -106,7 +106,7 @@ class Judge:
         """Verdicts for many (problem, code) pairs, run in parallel, in order."""
         keys = [self._key(problem) for problem, _ in items]
         runs = [(with_setup(code, key.test_setup), key.hidden_tests) for key, (_, code) in zip(keys, items)]
-        limits = [self.time_limit(problem) for problem, _ in items]
+        limits = [self.limits.limit(key.reference_seconds) for key in keys]
         return [Verdict.of(r) for r in (self.sandbox or shared_sandbox()).run_batch(runs, cache=False, timeouts=limits)]
 
     def time_limit(self, problem: Problem | str) -> float:

@@ -118,14 +118,12 @@ def auc_interval(clusters: Sequence[Sequence[tuple[float, bool]]], iters: int = 
     """Percentile interval of the AUC over (score, positive) pairs, resampling whole clusters
     (problems: the steps of one problem's trees are not independent). None without both classes."""
     clusters = [list(c) for c in clusters if len(c)]
-    pooled = [x for c in clusters for x in c]
-    if auc([s for s, _ in pooled], [p for _, p in pooled]) is None:
+    if auc(*_split([x for c in clusters for x in c])) is None:
         return None
     rng = random.Random(seed)
     values = []
     for _ in range(iters):
-        sample = [x for _ in clusters for x in clusters[rng.randrange(len(clusters))]]
-        value = auc([s for s, _ in sample], [p for _, p in sample])
+        value = auc(*_split([x for _ in clusters for x in clusters[rng.randrange(len(clusters))]]))
         if value is not None:
             values.append(value)
     values.sort()

@@ -262,16 +262,13 @@ class CodeReasoningEnv(gym.Env[dict, str]):
     def reward_test_set(self) -> list:
         return [test for tests in self.reward_test_sets().values() for test in tests]
 
-    def time_limit(self) -> tuple[float, str]:
-        """The CPU seconds this episode's program gets on its reward tests, and whether they come
-        from the reference's calibrated time ("reference") or the base limit ("base")."""
-        return self.time_limits.for_sets(self.problem.reference_seconds, list(self.reward_test_sets()))
-
     def _finish(self, code: str, info: dict[str, Any]) -> float:
-        tests = self.reward_test_set()
+        sets = self.reward_test_sets()
+        tests = [test for tests in sets.values() for test in tests]
         info.update(code=code, reward_tests=self.reward_tests, tests_total=len(tests))
         if tests:
-            limit, source = self.time_limit()
+            # CPU seconds on these tests: from the reference's calibrated time ("reference"), or T_base ("base")
+            limit, source = self.time_limits.for_sets(self.problem.reference_seconds, list(sets))
             info.update(time_limit_s=limit, time_limit_source=source)
             result = run_tests(self.problem, code, tests, self.sandbox, timeout_s=limit)
             compiled, fraction = result.compiled, result.pass_fraction

@@ -343,7 +343,8 @@ class Worker:
                 __import__(module)
             except ImportError as err:
                 protections.notes.append("preload %s failed: %s" % (module, err))
-        # RLIMIT_CPU here only bounds a child that is never handed out; each job's is set at spawn.
+        # RLIMIT_CPU here only bounds a child that is never handed out; a child lowers its own once it
+        # reads its job (_child_main).
         self.rlimits = {"cpu_s": _IDLE_CHILD_CPU_S, "memory_mb": self.limits["memory_mb"],
                         "file_mb": min(16, self.limits["disk_mb"]), "open_files": 64,
                         "tasks": self.limits["tasks"] + 1}  # + the next child, waiting in the other slot

@@ -55,7 +55,6 @@ _SHORT = _ShortRepr()
 
 STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout_cpu", "timeout_wall", "memory_limit",
             "output_limit", "syntax_error", "killed", "forbidden")
-TIMEOUTS = ("timeout_cpu", "timeout_wall")
 CLOCKS = ("cpu", "wall")
 
 
@@ -82,7 +81,7 @@ class RunResult:
     tests: list[TestOutcome] = field(default_factory=list)
     wall_s: float = 0.0
     cached: bool = False
-    cpu_s: float | None = None  # the program's CPU time, all threads (None: not awaited, see Sandbox.run)
+    cpu_s: float | None = None  # the program's CPU time, all threads (None: its worker never reported)
     time_limit_s: float = 0.0  # the limit this run had (CPU seconds, or wall seconds with clock="wall")
 
     @property

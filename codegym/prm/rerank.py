@@ -27,8 +27,6 @@ from pathlib import Path
 from ..envs.steps import format_step
 from .labels import Node, load_tree
 
-AGGREGATES = ("mean", "min", "last")
-
 
 @dataclass
 class Candidate:
@@ -64,16 +62,6 @@ def collect_candidates(run: str | Path, n: int = 8) -> dict[str, list[Candidate]
     return {pid: pool for pid, pool in found.items() if pool}
 
 
-def aggregate(scores: Sequence[float], how: str) -> float:
-    if how == "mean":
-        return sum(scores) / len(scores)
-    if how == "min":
-        return min(scores)
-    if how == "last":
-        return scores[-1]
-    raise ValueError("aggregate must be one of %s" % ", ".join(AGGREGATES))
-
-
 def tie_split_value(scores: Sequence[float], passed: Sequence[bool]) -> float:
     """The expected hidden pass of picking the best score, ties broken uniformly at random."""
     best = max(scores)
@@ -84,16 +72,17 @@ def tie_split_value(scores: Sequence[float], passed: Sequence[bool]) -> float:
 def rerank(run: str | Path, prm_specs: Sequence[str], out: str | Path, n: int = 8, how: str = "mean",
            seed: int = 0, progress: bool = True) -> dict:
     """Score every selector on the run's candidates; writes ``candidates.jsonl`` and ``rerank.json``."""
+    from agents.selectors import PRM_AGGREGATES, majority_vote
     from agents.selectors import Candidate as SelectorCandidate
-    from agents.selectors import majority_vote
 
     from ..envs import env_dataset, render_problem
     from ..judge import shared_sandbox
     from ..stats import cluster_bootstrap_interval, sign_flip_p
     from .model import load_prm
 
-    if how not in AGGREGATES:
-        raise ValueError("aggregate must be one of %s" % ", ".join(AGGREGATES))
+    if how not in PRM_AGGREGATES:
+        raise ValueError("aggregate must be one of %s" % ", ".join(PRM_AGGREGATES))
+    combine = PRM_AGGREGATES[how]
     run, out = Path(run), Path(out)
     config = json.loads((run / "config.json").read_text())["config"]
     options = {k: config[k] for k in ("data_path", "split") if config.get(k) is not None}
@@ -125,7 +114,7 @@ def rerank(run: str | Path, prm_specs: Sequence[str], out: str | Path, n: int = 
         for pid in disagreeing:
             pool = candidates[pid]
             step_scores = [next(scores) for _ in pool]
-            values[spec][pid] = tie_split_value([aggregate(s, how) for s in step_scores], [c.passed for c in pool])
+            values[spec][pid] = tie_split_value([combine(s) for s in step_scores], [c.passed for c in pool])
     report = {"run": str(run), "n": n, "aggregate": how, "problems": len(candidates),
               "candidates": len(flat), "mean_candidates": len(flat) / len(candidates),
               "problems_with_a_passing_candidate": sum(any(c.passed for c in p) for p in candidates.values()),
