@@ -80,3 +80,53 @@ def save_final(trainer, out: Path, merge_lora: bool, model=None) -> dict:
 def write_summary(out: Path, summary: dict) -> dict:
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def train_trl(method: str, rows: list[dict], config: Any, out: Path, model: str):
+    """Run TRL's ``SFTTrainer`` (``method="sft"``: prompt/completion rows, loss on the completion)
+    or ``DPOTrainer`` (``"dpo"``: prompt/chosen/rejected rows) on ``rows``, resuming from the last
+    checkpoint in ``out``; returns the trainer. ``config`` carries the shared fields
+    (max_steps, batch_size, learning_rate, lora, lora_rank, seed, and beta for DPO)."""
+    require("datasets", "trl")
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    common = dict(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+                  learning_rate=config.learning_rate, logging_steps=5, save_steps=max(10, config.max_steps // 3),
+                  save_total_limit=2, report_to=[], seed=config.seed, use_cpu=not cuda(), disable_tqdm=False,
+                  gradient_checkpointing=False)
+    if method == "sft":
+        from trl import SFTConfig as Arguments
+        from trl import SFTTrainer as Trainer
+
+        common["completion_only_loss"] = True
+    elif method == "dpo":
+        from trl import DPOConfig as Arguments
+        from trl import DPOTrainer as Trainer
+
+        common["beta"] = config.beta
+    else:
+        raise ValueError("method must be 'sft' or 'dpo', not %r" % method)
+    trainer = Trainer(model=model, args=Arguments(**common), train_dataset=Dataset.from_list(rows),
+                      processing_class=AutoTokenizer.from_pretrained(model),
+                      peft_config=lora_config(config.lora, config.lora_rank))
+    trainer.train(resume_from_checkpoint=last_checkpoint(out))
+    return trainer
+
+
+def export_ct2(final: Path, out: Path) -> str:
+    """The CTranslate2 int8 export of a saved model (``ct2:OUT`` loads it)."""
+    from ctranslate2.converters import TransformersConverter
+
+    tokenizer_files = [name for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+                       if (final / name).exists()]
+    TransformersConverter(str(final), copy_files=tokenizer_files).convert(str(out), quantization="int8", force=True)
+    return str(out)
+
+
+def finish(trainer, config: Any, out: Path) -> dict:
+    """Save ``final/`` (LoRA merged), export ``ct2/`` when ``config.export_ct2``, write the summary."""
+    summary = save_final(trainer, out, merge_lora=config.lora)
+    if getattr(config, "export_ct2", False):
+        summary["ct2"] = export_ct2(Path(summary["final"]), out / "ct2")
+    return write_summary(out, summary)

@@ -9,23 +9,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from codegym.llm.embedded import prepare_embedded
-
-    path = tmp_path_factory.mktemp("tiny-prm")
-    tokenizer = AutoTokenizer.from_pretrained(prepare_embedded() / "hf")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
 ITEMS = [("Add two numbers.", ["[define]\n1. add a and b", "[translate]\n```python\ndef f(a, b): return a + b\n```"]),
          ("Reverse a string.", ["[define]\n1. slice backwards"]),
          ("Sort a list, a long statement " * 20, ["[define]\n1. sorted", "[refine]\n1. key", "[translate]\nx"])]
@@ -150,9 +133,13 @@ def test_value_prm_trains_point_and_pair_wise(tiny, tmp_path, objective):
               "rejected": "[translate]\nwrong guess %d" % i, "margin": 0.8} for i in range(16)]
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps(r) + "\n" for r in (pairs if objective == "pair" else stepwise)))
-    summary = train_prm(PRMTrainConfig(labels=str(labels), kind="value", objective=objective, model=tiny,
-                                       out=str(tmp_path / "prm"), max_steps=20, batch_size=4, learning_rate=3e-3))
+    config = PRMTrainConfig(labels=str(labels), kind="value", objective=objective, model=tiny,
+                            out=str(tmp_path / "prm"), max_steps=20, batch_size=4, learning_rate=3e-3)
+    summary = train_prm(config)  # saves checkpoints at steps 10 and 20 (the tied embeddings included)
     assert summary["last_loss"] < summary["first_loss"]
+    config.max_steps = 24
+    resumed = train_prm(config)  # continues from checkpoint-20: its logged history comes back
+    assert resumed["steps"] == 24 and resumed["first_loss"] == summary["first_loss"]
     prm = load_prm("value:%s" % summary["final"])
     assert isinstance(prm, ValuePRM)
     assert evaluate_prm(prm, stepwise)["auc"] > 0.9

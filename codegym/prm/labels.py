@@ -112,28 +112,39 @@ def text_distance(a: str, b: str) -> float:
     return 1.0 - difflib.SequenceMatcher(None, a, b).ratio()
 
 
-def pair_rows(root: Node, prompt: str, problem_id: str, provenance: Provenance, margin: float = 0.5,
-              min_distance: float = 0.1, top: int = 2) -> list[dict]:
-    """Sibling preference pairs: the ``top`` best by Q against the ``top`` worst, margin and text
-    distance permitting."""
-    rows = []
-    stack = [(root, [])]
+def sibling_pairs(root: Node, margin: float = 0.5, min_distance: float = 0.1,
+                  top: int = 2) -> list[tuple[list[Node], Node, Node]]:
+    """(shared prefix, better step, worse step) triples: at each parent, the ``top`` best visited
+    siblings by Q against the ``top`` worst, kept when the Q margin is at least ``margin`` and the
+    step texts differ by at least ``min_distance``. The PRM's pairs and the policy's DPO pairs."""
+    triples = []
+    stack: list[tuple[Node, list[Node]]] = [(root, [])]
     while stack:
         parent, prefix = stack.pop()
         scored = sorted((c for c in parent.children if c.visits > 0), key=lambda c: (-c.value, c.id))
         best, worst = scored[:top], scored[::-1][:top]
-        context = prompt + "".join("\n" + format_step(n.kind, n.text) for n in prefix)
         for good in best:
             for bad in worst:
                 if good is bad or good.value - bad.value < margin:
                     continue
                 if text_distance(good.text, bad.text) < min_distance:
                     continue
-                rows.append({"prompt": context, "chosen": format_step(good.kind, good.text),
-                             "rejected": format_step(bad.kind, bad.text), "margin": good.value - bad.value,
-                             "problem_id": problem_id, "split": provenance.split, "label_source": "q_pair",
-                             "reward_tests": provenance.reward_tests, "policy": provenance.policy})
+                triples.append((prefix, good, bad))
         stack.extend((child, prefix + [child]) for child in parent.children)
+    return triples
+
+
+def pair_rows(root: Node, prompt: str, problem_id: str, provenance: Provenance, margin: float = 0.5,
+              min_distance: float = 0.1, top: int = 2) -> list[dict]:
+    """Sibling preference pairs (:func:`sibling_pairs`) as PRM rows: the prompt holds the problem
+    and the shared prefix."""
+    rows = []
+    for prefix, good, bad in sibling_pairs(root, margin, min_distance, top):
+        context = prompt + "".join("\n" + format_step(n.kind, n.text) for n in prefix)
+        rows.append({"prompt": context, "chosen": format_step(good.kind, good.text),
+                     "rejected": format_step(bad.kind, bad.text), "margin": good.value - bad.value,
+                     "problem_id": problem_id, "split": provenance.split, "label_source": "q_pair",
+                     "reward_tests": provenance.reward_tests, "policy": provenance.policy})
     return rows
 
 

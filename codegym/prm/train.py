@@ -165,6 +165,13 @@ def train_prm(config: PRMTrainConfig) -> dict:
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(values, inputs["rating_labels"])
             return (loss, values) if return_outputs else loss
 
+        def _save(self, output_dir=None, state_dict=None):
+            if head is None:
+                return super()._save(output_dir, state_dict)
+            # the LM and its head in one state dict; safetensors refuses the LM's tied embeddings
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            torch.save(self.model.state_dict(), Path(output_dir) / "pytorch_model.bin")
+
     out = prepare_output(config.out, config)
     args = TrainingArguments(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
                              learning_rate=config.learning_rate, logging_steps=5, save_steps=max(10, config.max_steps // 3),

@@ -9,9 +9,8 @@ can export the result for the embedded CPU engine (``export_ct2``), loadable as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..training import cuda, last_checkpoint, lora_config, model_path, prepare_output, require, save_final, write_summary
+from ..training import finish, model_path, prepare_output, train_trl
 
 
 @dataclass
@@ -49,41 +48,14 @@ def _problems(config: TCGTrainConfig):
     return problems
 
 
-def _finish(trainer, config: TCGTrainConfig, out: Path) -> dict:
-    summary = save_final(trainer, out, merge_lora=config.lora)
-    if config.export_ct2:
-        from ctranslate2.converters import TransformersConverter
-
-        final = Path(summary["final"])
-        tokenizer_files = [name for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
-                           if (final / name).exists()]
-        TransformersConverter(str(final), copy_files=tokenizer_files).convert(str(out / "ct2"), quantization="int8",
-                                                                               force=True)
-        summary["ct2"] = str(out / "ct2")
-    return write_summary(out, summary)
-
-
 def train_sft(config: TCGTrainConfig) -> dict:
     from .data import sft_rows
 
     rows = sft_rows(_problems(config))
     if not rows:
         raise ValueError("no SFT rows: the dataset has no function problems with call tests")
-    require("datasets", "trl")
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    out, model = prepare_output(config.out, config), model_path(config.model)
-    args = SFTConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-                     learning_rate=config.learning_rate, logging_steps=5, save_steps=max(10, config.max_steps // 3),
-                     save_total_limit=2, report_to=[], seed=config.seed, use_cpu=not cuda(), completion_only_loss=True,
-                     disable_tqdm=False, gradient_checkpointing=False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model),
-                         peft_config=lora_config(config.lora, config.lora_rank))
-    trainer.train(resume_from_checkpoint=last_checkpoint(out))
-    return _finish(trainer, config, out)
+    out = prepare_output(config.out, config)
+    return finish(train_trl("sft", rows, config, out, model_path(config.model)), config, out)
 
 
 def train_dpo(config: TCGTrainConfig) -> dict:
@@ -92,18 +64,5 @@ def train_dpo(config: TCGTrainConfig) -> dict:
     rows = dpo_rows(_problems(config), seed=config.seed)
     if not rows:
         raise ValueError("no DPO rows: the dataset has no function problems with call tests")
-    require("datasets", "trl")
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
-
-    out, model = prepare_output(config.out, config), model_path(config.model)
-    args = DPOConfig(output_dir=str(out), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-                     learning_rate=config.learning_rate, beta=config.beta, logging_steps=5,
-                     save_steps=max(10, config.max_steps // 3), save_total_limit=2, report_to=[], seed=config.seed,
-                     use_cpu=not cuda(), disable_tqdm=False, gradient_checkpointing=False)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=AutoTokenizer.from_pretrained(model),
-                         peft_config=lora_config(config.lora, config.lora_rank))
-    trainer.train(resume_from_checkpoint=last_checkpoint(out))
-    return _finish(trainer, config, out)
+    out = prepare_output(config.out, config)
+    return finish(train_trl("dpo", rows, config, out, model_path(config.model)), config, out)
