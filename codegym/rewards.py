@@ -69,3 +69,79 @@ def aggregate_reward(terminal: float, process_rewards: Sequence[float], training
         return terminal
     discounted = sum(config.gamma ** j * r for j, r in enumerate(process_rewards)) / len(process_rewards)
     return weight * terminal + (1.0 - weight) * discounted
+
+
+class CodeReward:
+    """A reward function for TRL's ``reward_funcs`` (GRPO, RLOO, online DPO): programs scored on
+    the reward tests in the sandbox, one batch per call.
+
+    ``reward(prompts, completions, problem_id=[...], **columns) -> list[float]``: each completion
+    (text, or a chat turn ``[{"role": "assistant", "content": ...}]``) is a translate step, either
+    whole (``[translate]\\n```python ...``) or as the model wrote it after the template's translate
+    prefix; ``problem_id`` is the dataset column naming its problem. The reward is
+    :func:`terminal_reward` (continuous or binary, by ``config``) on the tests ``reward_tests``
+    names ("public", "public+generated", "generated", or "all" on training problems only), with the
+    environment's CPU-time limits. A whole step of another kind, or a malformed one, gets
+    ``config.invalid_penalty``, as the environment gives for an invalid action.
+    ``await reward.acall(...)`` runs it from an async context (the sandbox work in a thread).
+    """
+
+    __name__ = "codegym_reward"
+
+    def __init__(self, problems, config: RewardConfig | None = None, reward_tests: str = "public", sandbox=None,
+                 template: str = "pseudocode", time_limit_base_s: float = 2.0, time_limit_factor: float = 4.0):
+        from .limits import TimeLimits
+        from .prompts import load_template
+
+        self.problems = {p.id: p for p in problems}
+        self.config = config or RewardConfig()
+        self.sets = reward_tests.split("+")
+        if not set(self.sets) <= {"public", "generated", "all"}:
+            raise ValueError("reward_tests names public, generated or all (joined by +), not %r" % reward_tests)
+        if "all" in self.sets and not all(p.training for p in self.problems.values()):
+            raise ValueError("reward_tests='all' needs problems from a split marked for training")
+        self.sandbox, self.template = sandbox, load_template(template)
+        self.limits = TimeLimits(time_limit_base_s, time_limit_factor)
+
+    def code_of(self, completion) -> str | None:
+        """The program of a completion: a whole translate step, or what the model wrote after the
+        template's translate prefix; None for a step of another kind or a malformed step."""
+        from .envs.steps import StepParseError, parse_step
+
+        text = completion[-1]["content"] if isinstance(completion, list) else completion
+        whole = text.lstrip().startswith("[")
+        try:
+            step = parse_step(text if whole else self.template.action("translate", text))
+        except StepParseError:
+            return None
+        return step.text if step.kind == "translate" else None
+
+    def __call__(self, prompts, completions, problem_id, **columns) -> list[float]:
+        from .judge import shared_sandbox
+
+        rewards: list[float] = [self.config.invalid_penalty] * len(completions)
+        runs, timeouts, slots = [], [], []
+        for index, (completion, pid) in enumerate(zip(completions, problem_id)):
+            problem = self.problems.get(str(pid))
+            if problem is None:
+                raise KeyError("no problem %r among the reward function's problems" % pid)
+            code = self.code_of(completion)
+            if code is None:
+                continue
+            sets = {name: list(getattr(problem, name + "_tests")) for name in self.sets}
+            sets = {name: tests for name, tests in sets.items() if tests}
+            tests = [test for group in sets.values() for test in group]
+            if not tests:
+                raise ValueError("problem %s has no %s tests to reward with" % (problem.id, "+".join(self.sets)))
+            runs.append((problem.program_for_tests(code), tests))
+            timeouts.append(self.limits.for_sets(problem.reference_seconds, list(sets))[0])
+            slots.append(index)
+        results = (self.sandbox or shared_sandbox()).run_batch(runs, timeouts=timeouts) if runs else []
+        for index, result in zip(slots, results):
+            rewards[index] = terminal_reward(result.compiled, result.pass_fraction, self.config)
+        return rewards
+
+    async def acall(self, prompts, completions, problem_id, **columns) -> list[float]:
+        import asyncio
+
+        return await asyncio.to_thread(self, prompts, completions, problem_id, **columns)

@@ -274,3 +274,17 @@ def test_lockstep_slots_report_their_own_usage():
     assert out.prompt_tokens == [8, 2]
     assert (out.usage.prompt_tokens, out.usage.generated_tokens, out.usage.completions) == (10, 9, 3)
     assert client.usage.prompt_tokens == backend.usage.prompt_tokens == 10
+
+
+def test_a_retrained_model_in_the_same_folder_gets_a_new_model_id(tmp_path):
+    """The generation cache is keyed by model id: the same folder with new weights must not replay
+    the old model's generations."""
+    from codegym.llm.base import weights_id
+
+    (tmp_path / "model.bin").write_bytes(b"old weights")
+    (tmp_path / "config.json").write_text("{}")
+    before = weights_id("ct2", tmp_path)
+    assert before == weights_id("ct2", tmp_path) and before.startswith("ct2:%s@" % tmp_path)
+    (tmp_path / "model.bin").write_bytes(b"new weights, retrained")
+    assert weights_id("ct2", tmp_path) != before
+    assert weights_id("hf", "org/model") == "hf:org/model"  # a hub id stays as it is

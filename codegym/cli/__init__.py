@@ -1,9 +1,10 @@
 """codegym: reasoning before coding (define -> refine -> translate) as a Gymnasium RL problem.
 
 Load problem sets, check environments, play episodes with a model, benchmark search agents at
-equal compute (hidden tests score the answers), and generate, score and train test case generators.
+equal compute (hidden tests score the answers), generate, score and train test case generators, train
+process reward models, and optimize the policy.
 One module per command group: data (datasets, env), play (solve, serve), bench (bench, demo,
-tree), tcg, prm, sandbox.
+tree), tcg, prm, train, sandbox.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, data, play, prm, sandbox, tcg
+from . import bench, data, play, prm, sandbox, tcg, train
 from .common import HelpFormatter
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
 Start with `codegym demo` (greedy vs MCTS on the starter set with the embedded model), then
 `codegym bench --help`. Errors are one line on stderr, exit status 2."""
-GROUPS = (data, play, bench, tcg, prm, sandbox)
+GROUPS = (data, play, bench, tcg, prm, train, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,12 @@ cache, stop-string truncation for engines that cannot stop on strings, and usage
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 Message = dict[str, str]
@@ -238,6 +241,18 @@ class WrappedBackend(Backend):
         with self._usage_lock:
             self.usage.add(output.usage)
         return output
+
+
+def weights_id(kind: str, path: str | os.PathLike) -> str:
+    """A backend's model id for a local model folder: the kind, the path, and a digest of its weight
+    files' sizes and modification times, so that retraining into the same folder never replays the
+    old model's generations from the generation cache. A hub id is kept as it is."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return "%s:%s" % (kind, path)
+    files = sorted(f for f in folder.iterdir() if f.suffix in (".bin", ".safetensors", ".pt") and f.is_file())
+    digest = hashlib.sha256(repr([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]).encode())
+    return "%s:%s@%s" % (kind, path, digest.hexdigest()[:12])
 
 
 def hit_stop(tokenizer, ids: list[int], stops: Sequence[str]) -> bool:

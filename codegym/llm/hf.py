@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Backend, Capabilities, Completion, GenerationRequest, Message
+from .base import Backend, Capabilities, Completion, GenerationRequest, Message, weights_id
 
 
 class TransformersBackend(Backend):
@@ -36,7 +36,7 @@ class TransformersBackend(Backend):
         self.model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=torch_dtype, **kwargs).to(self.device)
         self.model.eval()
         self.batch_size = batch_size
-        self.model_id = model_id or "hf:%s" % path_or_id
+        self.model_id = model_id or weights_id("hf", path_or_id)
         self.capabilities = Capabilities(logprobs=True, prefix_caching=False,
                                          chat_template=self.tokenizer.chat_template is not None, stop_strings=True)
 

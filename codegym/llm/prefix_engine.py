@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop
+from .base import Backend, Capabilities, Completion, GenerationRequest, Message, hit_stop, weights_id
 
 
 @dataclass
@@ -204,7 +204,7 @@ class PrefixCachingBackend(Backend):
         eos = getattr(config, "eos_token_id", None)
         self.end_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         self.end_ids.discard(None)
-        self.model_id = model_id or "torch:%s" % model_dir
+        self.model_id = model_id or weights_id("torch", model_dir)
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
