@@ -175,3 +175,40 @@ def test_rerank_scores_selectors_on_a_runs_candidates_with_ties_split(tiny, tmp_
     assert selectors["public"]["all"]["pass@1"] == public
     assert 0.0 <= selectors["token:%s" % tiny]["disagreeing"]["pass@1"] <= 1.0
     assert "disagreeing" in format_rerank(report)
+
+
+def test_a_served_prm_scores_like_the_local_one_and_counts_what_it_read(tiny):
+    """codegym serve --prm: remote:URL clients get the local PRM's scores; tokens are counted per
+    client, and a malformed request is a one-line error."""
+    import threading
+
+    import gymnasium as gym
+
+    import codegym
+    from codegym.llm.scripted import ScriptedBackend
+    from codegym.llm.server import make_server
+    from codegym.prm.model import check_prm_spec, load_prm
+
+    local = load_prm("token:%s" % tiny, cache_size=0)
+    server = make_server(ScriptedBackend(["x"]), port=0, prm=load_prm("token:%s" % tiny, cache_size=0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d/v1" % server.server_address[1]
+        remote = load_prm("remote:" + url)
+        got = remote.score_many(ITEMS)
+        want = local.score_many(ITEMS)
+        for a, b in zip(got, want):
+            assert a == pytest.approx(b, abs=1e-6)
+        assert remote.tokens_read == local.tokens_read > 0
+        env = gym.make("CodeGym/Starter-v0", prm="remote:" + url)  # an environment's step rewards, served
+        env.reset(options={"problem_id": "starter/gcd"})
+        assert 0.0 < env.step(codegym.format_step("define", "1. Euclid"))[1] < 1.0
+        from codegym.llm.http import post_json
+
+        with pytest.raises(RuntimeError, match="items must be a list"):
+            post_json(url.removesuffix("/v1") + "/v1/prm/score", {"items": [{"prompt": 1}]}, retries=0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(ValueError, match="http"):
+        check_prm_spec("remote:localhost:8000")

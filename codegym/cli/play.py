@@ -19,6 +19,8 @@ def register(sub) -> None:
     serve = add_command(sub, "serve", _run_serve, "serve a policy over an OpenAI-compatible HTTP API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--prm", default=None, help="also serve this PRM (token:PATH, value:PATH, logprob:PATH) at "
+                       "/v1/prm/score, for remote:URL clients; none: no PRM")
     policy_args(serve)
 
 
@@ -57,5 +59,12 @@ def _run_serve(args: argparse.Namespace) -> int:
     from ..llm import load
     from ..llm.server import serve
 
-    serve(load(args.policy, cache=args.cache), args.host, args.port)
+    prm = None
+    if args.prm:
+        from ..prm.model import check_prm_spec, load_prm
+
+        if check_prm_spec(args.prm)[0] == "remote":
+            raise ValueError("--prm serves a local model; remote:URL is already served")
+        prm = load_prm(args.prm)
+    serve(load(args.policy, cache=args.cache), args.host, args.port, prm)
     return 0

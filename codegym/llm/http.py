@@ -22,6 +22,32 @@ class ServerUnreachable(ConnectionError):
     pass
 
 
+def post_json(url: str, payload: dict | None, api_key: str | None = None, timeout_s: float = 300.0, retries: int = 3,
+              backoff_s: float = 0.5) -> dict:
+    """POST ``payload`` (GET when None) and return the JSON reply; retries what may pass on a
+    retry (connection errors, 429 and 5xx) with exponential backoff, raises on the rest."""
+    data = json.dumps(payload).encode() if payload is not None else None
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = "Bearer %s" % api_key
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(backoff_s * 2 ** (attempt - 1))
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            body = err.read().decode("utf-8", "replace")[:500]
+            if err.code not in _RETRYABLE:
+                raise RuntimeError("%s answered %d: %s" % (url, err.code, body)) from err
+            last_error = RuntimeError("%s answered %d: %s" % (url, err.code, body))
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
+            last_error = err
+    raise ServerUnreachable("cannot reach %s after %d attempts: %s" % (url, retries + 1, last_error))
+
+
 class OpenAIBackend(Backend):
     capabilities = Capabilities(logprobs=True, prefix_caching=False, chat_template=True, stop_strings=True)
 
@@ -37,27 +63,7 @@ class OpenAIBackend(Backend):
         self.model_id = "openai:%s#%s" % (self.base_url, self.model)
 
     def _post(self, path: str, payload: dict | None) -> dict:
-        url = self.base_url + path
-        data = json.dumps(payload).encode() if payload is not None else None
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = "Bearer %s" % self.api_key
-        last_error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as err:
-                body = err.read().decode("utf-8", "replace")[:500]
-                if err.code not in _RETRYABLE:
-                    raise RuntimeError("%s answered %d: %s" % (url, err.code, body)) from err
-                last_error = RuntimeError("%s answered %d: %s" % (url, err.code, body))
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as err:
-                last_error = err
-        raise ServerUnreachable("cannot reach %s after %d attempts: %s" % (url, self.retries + 1, last_error))
+        return post_json(self.base_url + path, payload, self.api_key, self.timeout_s, self.retries, self.backoff_s)
 
     def _first_model(self) -> str:
         models = self._post("/v1/models", None).get("data") or []

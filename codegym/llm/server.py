@@ -3,7 +3,10 @@
 Many env workers can share one loaded model: concurrent requests are gathered for a few
 milliseconds and sent to the backend as one batch. Endpoints: ``GET /v1/models``,
 ``POST /v1/completions``, ``POST /v1/chat/completions`` (``continue_final_message`` continues a
-final assistant message, as vLLM does).
+final assistant message, as vLLM does). With a process reward model (``prm``), also
+``POST /v1/prm/score``: ``{"items": [{"prompt": str, "steps": [str]}]}`` answered with
+``{"scores": [[float]], "tokens_read": int}``, the PRM's score of every step (its score cache and
+batching included); ``remote:URL`` loads it as a PRM anywhere a spec is taken.
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ def _sampling(body: dict) -> dict:
             "seed": int(body.get("seed") or 0)}
 
 
-def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000, prm=None) -> ThreadingHTTPServer:
     batcher = _Batcher(backend)
+    prm_lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -93,6 +97,8 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> 
                     self._reply(200, self._completions(body))
                 elif self.path.rstrip("/") == "/v1/chat/completions":
                     self._reply(200, self._chat(body))
+                elif self.path.rstrip("/") == "/v1/prm/score" and prm is not None:
+                    self._reply(200, self._prm_score(body))
                 else:
                     self._reply(404, {"error": {"message": "unknown path %s" % self.path}})
             except (ValueError, KeyError, TypeError) as err:
@@ -118,6 +124,18 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> 
                     "model": backend.model_id, "choices": choices,
                     "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}}
 
+        def _prm_score(self, body: dict) -> dict:
+            items = body["items"]
+            if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("prompt"), str)
+                                                      and isinstance(i.get("steps"), list)
+                                                      and all(isinstance(s, str) for s in i["steps"]) for i in items):
+                raise ValueError("items must be a list of {prompt: string, steps: [string]}")
+            with prm_lock:
+                before = prm.tokens_read
+                scores = prm.score_many([(item["prompt"], item["steps"]) for item in items])
+                read = prm.tokens_read - before
+            return {"scores": scores, "tokens_read": read}
+
         def _chat(self, body: dict) -> dict:
             messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in body["messages"]]
             prefix = ""
@@ -139,9 +157,10 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> 
     return ThreadingHTTPServer((host, port), Handler)
 
 
-def serve(backend: Backend, host: str = "127.0.0.1", port: int = 8000) -> None:
-    server = make_server(backend, host, port)
-    print("codegym: serving %s on http://%s:%d/v1" % (backend.model_id, host, server.server_address[1]), flush=True)
+def serve(backend: Backend, host: str = "127.0.0.1", port: int = 8000, prm=None) -> None:
+    server = make_server(backend, host, port, prm)
+    print("codegym: serving %s%s on http://%s:%d/v1" % (backend.model_id, " and a PRM" if prm is not None else "", host,
+                                                         server.server_address[1]), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -9,7 +9,8 @@
 Both score every step of many trajectories in batched forward passes (right-padded; a step's
 score does not depend on its batch) and count the tokens they read (``tokens_read``), so the PRM's
 compute can be reported beside the policy's. ``load_prm(spec)``: ``token:PATH``, ``value:PATH``,
-``logprob:PATH`` (``smollm2`` for the embedded weights).
+``logprob:PATH`` (``smollm2`` for the embedded weights), ``remote:URL`` (:class:`RemotePRM`, a
+PRM served by ``codegym serve --prm SPEC``).
 
 * :class:`ValuePRM`: a scalar head on the hidden state at each step's rating tag, squashed to
   (0, 1); trained point-wise (cross-entropy on soft labels) or pair-wise (Bradley-Terry on
@@ -70,6 +71,13 @@ def _batches(encoded: list[Encoded], size: int):
         yield order[start:start + size]
 
 
+def _score_episode(prm, problem: Problem, steps: Sequence[Step]) -> list[float]:
+    """The scores of an episode's steps, with the problem shown as the environment shows it."""
+    from ..envs import render_problem
+
+    return prm.score_many([(render_problem(problem), [format_step(s.kind, s.text) for s in steps])])[0]
+
+
 class _CausalLMScorer:
     """Batched step scoring with a score cache keyed by (prompt, steps): a search asks for the
     same prefix again (a node's value, then its children's), and a cached answer reads no tokens,
@@ -115,9 +123,7 @@ class _CausalLMScorer:
         return output.logits.float()
 
     def score(self, problem: Problem, steps: Sequence[Step]) -> list[float]:
-        from ..envs import render_problem
-
-        return self.score_many([(render_problem(problem), [format_step(s.kind, s.text) for s in steps])])[0]
+        return _score_episode(self, problem, steps)
 
     def score_many(self, items: Sequence[tuple[str, Sequence[str]]], progress: bool = False) -> list[list[float]]:
         """One score per step of each (prompt, step texts) item (``progress``: a bar per batch)."""
@@ -231,7 +237,28 @@ def rating_ids(tokenizer) -> tuple[int, int]:
     return good[0], bad[0]
 
 
-KINDS = {"token": TokenPRM, "value": ValuePRM, "logprob": LogProbPRM}
+class RemotePRM:
+    """A PRM served over HTTP by ``codegym serve --prm SPEC`` (spec ``remote:URL``): many
+    environment workers or cluster nodes share one loaded PRM. ``tokens_read`` adds up what the
+    server read for this client's requests (its cache answers read nothing)."""
+
+    def __init__(self, url: str, timeout_s: float = 300.0, **_options):
+        self.url = url.rstrip("/").removesuffix("/v1")
+        self.timeout_s, self.tokens_read = timeout_s, 0
+
+    def score(self, problem: Problem, steps: Sequence[Step]) -> list[float]:
+        return _score_episode(self, problem, steps)
+
+    def score_many(self, items: Sequence[tuple[str, Sequence[str]]], progress: bool = False) -> list[list[float]]:
+        from ..llm.http import post_json
+
+        reply = post_json(self.url + "/v1/prm/score", {"items": [{"prompt": p, "steps": list(s)} for p, s in items]},
+                          timeout_s=self.timeout_s)
+        self.tokens_read += int(reply["tokens_read"])
+        return reply["scores"]
+
+
+KINDS = {"token": TokenPRM, "value": ValuePRM, "logprob": LogProbPRM, "remote": RemotePRM}
 
 
 def check_prm_spec(spec: str) -> tuple[str, str]:
@@ -241,8 +268,12 @@ def check_prm_spec(spec: str) -> tuple[str, str]:
 
     kind, _, path = spec.partition(":")
     if kind not in KINDS or not path:
-        raise ValueError("unknown PRM spec %r: use token:PATH, value:PATH or logprob:PATH (logprob:smollm2 for the "
-                         "policy's weights)" % spec)
+        raise ValueError("unknown PRM spec %r: use token:PATH, value:PATH, logprob:PATH (logprob:smollm2 for the "
+                         "policy's weights) or remote:URL (a codegym serve --prm server)" % spec)
+    if kind == "remote":
+        if not path.startswith(("http://", "https://")):
+            raise ValueError("PRM %r: remote:URL needs an http:// or https:// address" % spec)
+        return kind, path
     if path.lower() not in ("smollm2", "embedded", "default") and not os.path.isdir(path):
         raise FileNotFoundError("PRM %r: no model folder at %s" % (spec, path))
     return kind, path
