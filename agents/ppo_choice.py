@@ -12,8 +12,9 @@ the agent picks one by index and the environment applies it.
 * Reward: the environment's (the terminal reward on the reward tests; process rewards with a PRM).
 
 Candidates are sampled with a seed fixed per (problem, trajectory), so a revisited state shows the
-same candidates (the generation cache makes revisits free) and every chooser of
-:func:`evaluate_choosers` picks among the same proposals: equal generated tokens by construction.
+same candidates (the generation cache makes revisits free), and every chooser of
+:func:`evaluate_choosers` picks among ``k`` proposals per step: the same samples and calls for all,
+the same proposals wherever their paths agree; generated tokens are reported per chooser.
 sb3-contrib's ``MaskablePPO`` trains on it (``action_masks()``).
 """
 
@@ -247,7 +248,8 @@ def _has_rich() -> bool:
 
 def evaluate_choosers(env: CandidateChoice, problem_ids: list[str], choosers: dict[str, Callable[[dict], int]],
                       seed: int = 0) -> dict[str, dict]:
-    """Each chooser plays one episode per problem; mean return, solved count and generated tokens."""
+    """Each chooser plays one episode per problem; mean return, solved count and the tokens its
+    proposals took (cached proposals count as generated: it is the compute a fresh run spends)."""
     results = {}
     for name, choose in choosers.items():
         returns, tokens_before = [], env.generated_tokens

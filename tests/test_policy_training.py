@@ -241,8 +241,14 @@ def test_sft_and_dpo_lower_their_loss_and_sft_resumes_from_its_checkpoint(run_di
     sft.max_steps = 12
     resumed = train_expert_iteration(sft)  # continues from checkpoint-10: two more steps, not twelve
     assert len(executed) == 2 and resumed["steps"] == 12 and resumed["first_loss"] == first["first_loss"]
-    dpo = train_step_dpo(StepDPOConfig(out=str(tmp_path / "dpo"), **common))
+    dpo = train_step_dpo(StepDPOConfig(out=str(tmp_path / "dpo"), **{**common, "export_ct2": True}))
     assert dpo["rows"] == 3 and dpo["last_loss"] < dpo["first_loss"]
+    from codegym.llm import load
+    from codegym.policy import StepPolicy
+
+    for spec in ("ct2:%s" % dpo["ct2"], "torch:%s" % dpo["final"], "hf:%s" % dpo["final"]):  # loads back as a policy
+        [proposal] = StepPolicy(load(spec)).propose_many([("Add a and b.", "", "define", False)], max_new_tokens=4)[0]
+        assert proposal.action.startswith("[define]\n1.") and proposal.completion.tokens > 0
 
 
 def _choice_env(sandbox, seed=0):
