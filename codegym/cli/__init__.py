@@ -4,7 +4,7 @@ Load problem sets, check environments, play episodes with a model, benchmark sea
 equal compute (hidden tests score the answers), generate, score and train test case generators, train
 process reward models, and optimize the policy.
 One module per command group: data (datasets, env), play (solve, serve), bench (bench, demo,
-tree), tcg, prm, train, sandbox.
+tree), tcg, prm, train, selfplay, sandbox.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, data, play, prm, sandbox, tcg, train
+from . import bench, data, play, prm, sandbox, selfplay, tcg, train
 from .common import HelpFormatter
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
 Start with `codegym demo` (greedy vs MCTS on the starter set with the embedded model), then
 `codegym bench --help`. Errors are one line on stderr, exit status 2."""
-GROUPS = (data, play, bench, tcg, prm, train, sandbox)
+GROUPS = (data, play, bench, tcg, prm, train, selfplay, sandbox)
 
 
 def build_parser() -> argparse.ArgumentParser:

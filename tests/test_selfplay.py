@@ -1,0 +1,91 @@
+"""The self-play loop (#15): a smoke round on the embedded model, killed with SIGKILL mid-way and
+resumed; the round-to-round hand-over of models; refusing to mix settings in one output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_smoke_round_killed_mid_way_resumes_without_redoing_or_duplicating(tmp_path, mbpp_dir):
+    from codegym.cli import main
+
+    out = tmp_path / "selfplay"
+    command = [sys.executable, "-m", "codegym.cli", "selfplay", "--smoke", "--data-path", str(mbpp_dir), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 900
+    try:
+        while not (out / "round-0" / "labels.json").exists():  # kill -9 once the PRM step has started
+            assert process.poll() is None and time.monotonic() < deadline, "the smoke run ended early or hung"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    search = out / "round-0" / "search.json"
+    before = (search.read_text(), search.stat().st_mtime_ns, len(_rows(out / "round-0" / "search" / "results.jsonl")))
+    assert not (out / "round-0" / "policy.json").exists()
+
+    assert main(["selfplay", "--smoke", "--data-path", str(mbpp_dir), "--out", str(out)]) == 0
+    assert (search.read_text(), search.stat().st_mtime_ns) == before[:2]  # the finished step was not redone
+    rows = _rows(out / "round-0" / "search" / "results.jsonl")
+    assert len(rows) == before[2] == 4 and len({r["problem_id"] for r in rows}) == 4  # nothing lost or duplicated
+    policy = json.loads((out / "round-0" / "policy.json").read_text())
+    assert policy["spec"].startswith("ct2:") and Path(policy["model"], "config.json").exists()
+    evaluation = json.loads((out / "round-0" / "eval.json").read_text())
+    assert evaluation["policy"] == policy["spec"] and evaluation["greedy"]["problems"] == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [0] and (out / "metrics.png").exists()
+    assert {"search", "labels", "prm", "policy", "eval"} <= set(metrics["rounds"][0]["minutes"])
+    run = json.loads((out / "config.json").read_text())["run"]
+    assert run["git_commit"] and run["packages"]["torch"]
+    # a finished run reruns in no time and changes nothing
+    assert main(["selfplay", "--smoke", "--data-path", str(mbpp_dir), "--out", str(out)]) == 0
+    assert len(_rows(out / "round-0" / "search" / "results.jsonl")) == 4
+
+
+def test_round_r_searches_with_round_r_minus_1_models(tmp_path, monkeypatch):
+    from codegym.selfplay import SelfPlay, SelfPlayConfig, _write_json
+
+    config = SelfPlayConfig(out=str(tmp_path), rounds=2, search_value="prm", prm_kind="value")
+    loop = SelfPlay(config, progress=False, log=lambda *_: None)
+    assert (loop.policy_model(0), loop.policy_spec(0), loop.prm_model(0)) == ("smollm2", "smollm2", None)
+    (tmp_path / "round-0").mkdir()
+    _write_json(tmp_path / "round-0" / "policy.json", {"model": "R0/policy/final", "spec": "ct2:R0/policy/ct2"})
+    _write_json(tmp_path / "round-0" / "prm.json", {"model": "R0/prm/final"})
+    seen = {}
+
+    def bench(round_index, name, split, problems, agents, budget, policy, prm, training):
+        seen.update(round=round_index, agents=agents, policy=policy, prm=prm, split=split, training=training)
+        return {"table": [{"problems": 1, "pass@1": 0.0}]}
+
+    monkeypatch.setattr(loop, "_bench", bench)
+    assert loop.search(1)["policy"] == "ct2:R0/policy/ct2"
+    assert seen == {"round": 1, "agents": {"search": {"agent": "mcts", "value": "prm"}}, "policy": "ct2:R0/policy/ct2",
+                    "prm": "value:R0/prm/final", "split": "train", "training": True}
+    assert loop.policy_model(1) == "R0/policy/final"  # round 1 trains from round 0's policy
+    loop.search(0)
+    assert seen["agents"]["search"]["value"] == "rollout" and seen["prm"] is None  # no PRM before round 1
+
+
+def test_one_output_folder_holds_one_configuration(tmp_path):
+    from codegym.cli import main
+    from codegym.selfplay import SelfPlay, SelfPlayConfig, _write_json
+
+    config = SelfPlayConfig(out=str(tmp_path), rounds=1)
+    _write_json(tmp_path / "config.json", {"config": {**config.__dict__, "search_budget": 5}})
+    with pytest.raises(ValueError, match="other settings .*search_budget"):
+        SelfPlay(config).run()
+    assert main(["selfplay", "--out", str(tmp_path), "--rounds", "0"]) == 2
