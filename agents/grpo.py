@@ -86,10 +86,12 @@ class EpisodeRollout:
         return prompt
 
     def request(self, state: dict, kind: str):
+        """The step request after ``state``, built as the search agents build it: the observation's
+        problem text and the trajectory of the state's steps."""
         from codegym.envs import format_trajectory
 
-        self.env.set_state(state)
-        return self.template.request(self.env._problem_text, format_trajectory(self.env.steps), kind,
+        observation = self.env.set_state(state)
+        return self.template.request(observation["problem"], format_trajectory(state["steps"]), kind,
                                      stdio=self.env.problem.kind == "stdio")
 
     def _sample(self, model, prompts: list[str], kind: str, seed: int) -> list[tuple[list[int], list[int], list[float]]]:

@@ -83,6 +83,7 @@ class CandidateChoice(gym.Wrapper):
         })
         self.action_space = spaces.Discrete(k)
         self.candidates: list[str] = []
+        self.problem_text = ""
         self.depth = 0
         self.generated_tokens = 0
         self.episode_returns: list[float] = []  # every finished episode's return, in order
@@ -96,7 +97,7 @@ class CandidateChoice(gym.Wrapper):
         trajectory = format_trajectory(base.steps)
         state_seed = int.from_bytes(hashlib.sha256(("%d|%s|%s" % (self.seed, base.problem.id, trajectory)).encode())
                                     .digest()[:4], "little")
-        [proposals] = self.policy.propose_many([(base._problem_text, trajectory, kind, base.problem.kind == "stdio")],
+        [proposals] = self.policy.propose_many([(self.problem_text, trajectory, kind, base.problem.kind == "stdio")],
                                                n=self.k, temperature=self.temperature, seed=state_seed)
         self.candidates = [p.action for p in proposals]
         self.generated_tokens += sum(p.completion.tokens for p in proposals if p.completion is not None)
@@ -116,7 +117,7 @@ class CandidateChoice(gym.Wrapper):
         features[:, self.d] = [p.completion.logprob_mean or 0.0 if p.completion is not None else 0.0 for p in proposals]
         if self.prm is not None:
             before = [format_step(s.kind, s.text) for s in base.steps]
-            items = [(base._problem_text, before + [format_step(kind, step.text)]) for step in parsed.values()]
+            items = [(self.problem_text, before + [format_step(kind, step.text)]) for step in parsed.values()]
             for index, row in zip(parsed, self.prm.score_many(items) if items else []):
                 features[index, self.d + 1] = row[-1]
         features[:, self.d + 2] = self.depth / len(self.kinds)
@@ -134,7 +135,8 @@ class CandidateChoice(gym.Wrapper):
             self._rng = np.random.default_rng(seed)
         options = dict(options or {})
         options.setdefault("problem_id", self.problem_ids[int(self._rng.integers(len(self.problem_ids)))])
-        _, info = self.env.reset(seed=seed, options=options)
+        observation, info = self.env.reset(seed=seed, options=options)
+        self.problem_text = observation["problem"]  # what every request of this episode shows
         self.depth, self._return = 0, 0.0
         return self._propose(), info
 
