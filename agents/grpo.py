@@ -38,7 +38,9 @@ class GRPOTrainConfig:
     env: str = "CodeGym/MBPP-v0"
     data_path: str | None = None
     split: str | None = "train"
-    training: bool | None = None  # True marks a split that is not a training split for training
+    # True marks a split for training that is not one (custom data): its hidden tests become the
+    # problems' all_tests. Never for an evaluation split; the CLI does not offer it.
+    training: bool | None = None
     problems: int | None = None  # the first N problems of the split (None: all)
     solved_in: str | None = None  # only problems a search of this bench run (a training split) solved
     template: str = "pseudocode"
@@ -76,12 +78,20 @@ class EpisodeRollout:
         self.config, self.env, self.tokenizer = config, env, tokenizer
         self.template = load_template(config.template)
         self.render = ChatRenderer(tokenizer)
+        self.sampled_kinds = [kind for kind in config.kinds if kind not in self.template.fixed_steps]
         self.problem_of: dict[str, str] = {}  # first-step prompt -> problem id
         self.calls = 0
 
     def first_prompt(self, problem_id: str) -> str:
+        """The dataset row of a problem: the rendered request of its first sampled step."""
         self.env.reset(options={"problem_id": problem_id})
-        prompt = self.render(self.request(self.env.get_state(), "define"))
+        state = self.env.get_state()
+        for kind in self.config.kinds[: self.config.kinds.index(self.sampled_kinds[0])]:  # fixed steps first
+            self.env.step(self.template.prefixes[kind] + self.template.fixed_steps[kind])
+            state = self.env.get_state()
+        prompt = self.render(self.request(state, self.sampled_kinds[0]))
+        if prompt in self.problem_of and self.problem_of[prompt] != problem_id:
+            raise ValueError("problems %s and %s render the same prompt" % (self.problem_of[prompt], problem_id))
         self.problem_of[prompt] = problem_id
         return prompt
 
@@ -92,7 +102,7 @@ class EpisodeRollout:
 
         observation = self.env.set_state(state)
         return self.template.request(observation["problem"], format_trajectory(state["steps"]), kind,
-                                     stdio=self.env.problem.kind == "stdio")
+                                     stdio=self.env.problem.kind == "stdio", chat=self.render.chat)
 
     def _sample(self, model, prompts: list[str], kind: str, seed: int) -> list[tuple[list[int], list[int], list[float]]]:
         """(prompt ids, sampled ids, their log-probs under the sampling distribution) per prompt."""
@@ -109,6 +119,7 @@ class EpisodeRollout:
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), do_sample=True,
                                  temperature=self.config.temperature, top_p=1.0, top_k=0,
                                  max_new_tokens=self.template.max_new_tokens.get(kind, 256),
+                                 repetition_penalty=self.template.repetition_penalty.get(kind, 1.0),
                                  stop_strings=list(self.template.stops[kind]), tokenizer=tok, pad_token_id=pad,
                                  output_scores=True, return_dict_in_generate=True)
         new = out.sequences[:, width:].cpu()
@@ -116,15 +127,24 @@ class EpisodeRollout:
         samples = []
         for row, prompt_ids in enumerate(encoded):
             tokens = new[row].tolist()
-            end = len(tokens)
-            for i, token in enumerate(tokens):
-                if token in (tok.eos_token_id, pad):
-                    end = i + 1 if token == tok.eos_token_id else i
-                    break
-            tokens = tokens[:end]
+            tokens = tokens[: self.sampled_length(tokens, kind, pad)]
             logprobs = [scores[row, i, t].item() for i, t in enumerate(tokens)]
             samples.append((prompt_ids, tokens, logprobs))
         return samples
+
+    def sampled_length(self, tokens: list[int], kind: str, pad: int) -> int:
+        """How many generated tokens were sampled: through the first stop string or end-of-turn
+        token. transformers pads a finished row with the pad token, which for SmolLM2 is the
+        end-of-turn token itself, so an end-of-turn after a stop string is padding, not a sample."""
+        eos, stops = self.tokenizer.eos_token_id, self.template.stops[kind]
+        for index, token in enumerate(tokens):
+            if token == eos:
+                return index + 1
+            if token == pad:
+                return index
+            if any(stop in self.tokenizer.decode(tokens[: index + 1], skip_special_tokens=True) for stop in stops):
+                return index + 1
+        return len(tokens)
 
     def cut(self, kind: str, text: str) -> str:
         """The completion up to the first stop string, as the backends cut it."""
@@ -140,6 +160,13 @@ class EpisodeRollout:
         returns = [0.0] * len(states)
         steps: list[list[tuple]] = [[] for _ in states]
         for depth, kind in enumerate(self.config.kinds):
+            if kind in self.template.fixed_steps:  # the template writes this step: nothing to sample or train
+                for index, state in enumerate(states):
+                    self.env.set_state(state)
+                    if not self.env.done:
+                        returns[index] += float(self.env.step(self.template.prefixes[kind] + self.template.fixed_steps[kind])[1])
+                    states[index] = self.env.get_state()
+                continue
             prompts = [self.render(self.request(state, kind)) for state in states]
             for index, sample in enumerate(self._sample(model, prompts, kind, seed * 1000 + depth)):
                 self.env.set_state(states[index])
@@ -155,7 +182,7 @@ class EpisodeRollout:
         """TRL's rollout hook: ``num_generations`` samples per prompt, grouped by prompt."""
         model = trainer.accelerator.unwrap_model(trainer.model)
         unique = list(dict.fromkeys(prompts))  # TRL repeats each prompt once per generation, consecutively
-        wanted = self.config.episodes * len(self.config.kinds)
+        wanted = self.config.episodes * len(self.sampled_kinds)
         if len(prompts) != wanted * len(unique):
             raise ValueError("rollout_func got %d prompts for %d problems; expected %d each"
                              % (len(prompts), len(unique), wanted))
@@ -199,6 +226,8 @@ def make_training_env(config: GRPOTrainConfig):
         if not problems:
             raise ValueError("no problem of %s was solved in %s" % (config.split, config.solved_in))
     problems = problems[: config.problems] if config.problems else problems
+    if len(problems) < config.problems_per_step:
+        raise ValueError("%d problems for %d per step: GRPO would train on nothing" % (len(problems), config.problems_per_step))
     env = gym.make(config.env, problems=problems, reward_tests=config.reward_tests, max_refine=config.refines,
                    max_steps=len(config.kinds) + 2, **config.env_options).unwrapped
     return env, problems
@@ -230,7 +259,7 @@ def train_grpo(config: GRPOTrainConfig) -> dict:
     rollout = EpisodeRollout(config, env, tokenizer)
     rows = [{"prompt": rollout.first_prompt(p.id), "problem_id": p.id} for p in problems]
     out = prepare_output(config.out, config)
-    group = config.episodes * len(config.kinds)
+    group = config.episodes * len(rollout.sampled_kinds)
     args = GRPOConfig(output_dir=str(out), max_steps=config.max_steps,
                       per_device_train_batch_size=group * config.problems_per_step, num_generations=group,
                       learning_rate=config.learning_rate, beta=config.beta,

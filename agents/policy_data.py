@@ -39,10 +39,12 @@ DPO_COLUMNS = ("prompt", "chosen", "rejected")
 
 
 class ChatRenderer:
-    """Renders a step request as text, the way the transformers and CTranslate2 backends do."""
+    """Renders a step request as text, the way the transformers and CTranslate2 backends do: the
+    chat template where the tokenizer has one (``chat``), the template's plain form otherwise."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
+        self.chat = tokenizer.chat_template is not None
         self.end_of_turn = tokenizer.eos_token or ""
 
     def __call__(self, request: GenerationRequest) -> str:
@@ -101,7 +103,8 @@ def step_prompt(template: PromptTemplate, render: Callable[[GenerationRequest], 
     from codegym.envs import render_problem
 
     trajectory = format_trajectory([(n.kind, n.text) for n in path[:-1]])
-    return render(template.request(render_problem(problem), trajectory, path[-1].kind, stdio=problem.kind == "stdio"))
+    return render(template.request(render_problem(problem), trajectory, path[-1].kind, stdio=problem.kind == "stdio",
+                                   chat=getattr(render, "chat", True)))
 
 
 def _leaves(node: Node, prefix: list[Node]):
@@ -121,10 +124,14 @@ def solved_problem_ids(run_dir: str | Path, success: float = 1.0) -> list[str]:
 
 
 def dplus_rows(run: TreeRun, render: ChatRenderer, top_paths: int = 2, success: float = 1.0) -> list[dict]:
-    """SFT rows: every step of the ``top_paths`` best successful paths of each tree, by mean Q."""
+    """SFT rows: every step of the ``top_paths`` best successful paths of each problem (over all
+    its trees: a run with several seeds or budgets has several), by mean Q."""
     rows, seen = [], set()
+    by_problem: dict[str, tuple[object, list[list[Node]]]] = {}
     for problem, root in run.trees:
         paths = [p for p in _leaves(root, []) if p[-1].reward is not None and p[-1].reward >= success]
+        by_problem.setdefault(problem.id, (problem, []))[1].extend(paths)
+    for problem, paths in by_problem.values():
         paths.sort(key=lambda p: -sum(n.value for n in p) / len(p))
         for path in paths[:top_paths]:
             q = sum(n.value for n in path) / len(path)

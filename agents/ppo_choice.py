@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -170,7 +170,7 @@ class PPOChoiceConfig:
     env: str = "CodeGym/MBPP-v0"
     data_path: str | None = None
     split: str | None = "train"
-    training: bool | None = None
+    training: bool | None = None  # as GRPOTrainConfig.training: never for an evaluation split
     problems: int | None = 16  # the first N problems of the split
     solved_in: str | None = None  # only problems a search of this bench run (a training split) solved
     k: int = 4
@@ -196,7 +196,8 @@ def make_choice_env(config: PPOChoiceConfig, policy=None, featurizer=None, split
     from codegym.llm import load
     from codegym.policy import StepPolicy
 
-    split = split if split is not None else config.split
+    if split is None:
+        split, training = config.split, config.training if training is None else training
     options = {k: v for k, v in (("data_path", config.data_path), ("split", split), ("training", training))
                if v is not None}
     chosen = env_dataset(config.env, **options).problems
@@ -213,39 +214,49 @@ def make_choice_env(config: PPOChoiceConfig, policy=None, featurizer=None, split
 
 
 def train_ppo_choice(config: PPOChoiceConfig, env: CandidateChoice | None = None) -> dict:
-    """MaskablePPO on the choice environment; checkpoints every ``save_every`` timesteps, and a
-    rerun continues from the newest one. Writes ``config.json``, ``final.zip`` and the summary."""
+    """MaskablePPO on the choice environment, in chunks of whole rollouts: after each chunk of
+    about ``save_every`` timesteps (a multiple of ``n_steps``, so every saved model has had all its
+    updates) the model and the episode returns so far are saved, and a rerun continues from there.
+    Writes ``train_config.json``, ``checkpoint.zip``, ``episodes.json``, ``final.zip`` and the
+    summary; a finished run is not retrained."""
     from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.callbacks import CheckpointCallback
+    from tqdm import tqdm
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    from codegym.training import prepare_output, write_summary
+
+    out = prepare_output(config.out, config)
+    summary_file, checkpoint, episodes_file = out / "train_summary.json", out / "checkpoint.zip", out / "episodes.json"
+    if summary_file.exists() and json.loads(summary_file.read_text())["timesteps"] >= config.timesteps:
+        return json.loads(summary_file.read_text())
     env = env or make_choice_env(config)
-    checkpoints = sorted(out.glob("checkpoints/ppo_*_steps.zip"), key=lambda p: int(p.stem.split("_")[-2]))
-    if checkpoints:
-        model = MaskablePPO.load(checkpoints[-1], env=env, seed=config.seed)
+    state = json.loads(episodes_file.read_text()) if episodes_file.exists() else {"returns": [], "generated_tokens": 0}
+    if checkpoint.exists():
+        model = MaskablePPO.load(checkpoint, env=env, seed=config.seed)
     else:
         model = MaskablePPO("MultiInputPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size,
                             learning_rate=config.learning_rate, seed=config.seed, verbose=0)
-    left = config.timesteps - model.num_timesteps
-    if left > 0:
-        model.learn(left, reset_num_timesteps=False, progress_bar=_has_rich(),
-                    callback=CheckpointCallback(config.save_every, str(out / "checkpoints"), name_prefix="ppo"))
-    rewards = env.episode_returns
+    chunk = max(1, config.save_every // config.n_steps) * config.n_steps
+    bar = tqdm(total=config.timesteps, initial=min(model.num_timesteps, config.timesteps), desc="ppo", unit="step")
+    while model.num_timesteps < config.timesteps:
+        seen, tokens = len(env.episode_returns), env.generated_tokens
+        before = model.num_timesteps
+        model.learn(min(chunk, config.timesteps - model.num_timesteps), reset_num_timesteps=False)
+        model.save(out / "checkpoint.tmp.zip")
+        os.replace(out / "checkpoint.tmp.zip", checkpoint)
+        state["returns"] += env.episode_returns[seen:]
+        state["generated_tokens"] += env.generated_tokens - tokens
+        (out / "episodes.tmp.json").write_text(json.dumps(state))
+        os.replace(out / "episodes.tmp.json", episodes_file)
+        bar.update(model.num_timesteps - before)
+    bar.close()
     model.save(out / "final.zip")
-    summary = {"timesteps": int(model.num_timesteps), "episodes": len(rewards),
-               "first_rewards_mean": float(np.mean(rewards[: max(1, len(rewards) // 4)])) if rewards else None,
-               "last_rewards_mean": float(np.mean(rewards[-max(1, len(rewards) // 4):])) if rewards else None,
-               "generated_tokens": env.generated_tokens, "final": str(out / "final.zip")}
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _has_rich() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("rich") is not None and importlib.util.find_spec("tqdm") is not None
+    rewards = state["returns"]
+    quarter = max(1, len(rewards) // 4)
+    return write_summary(out, {
+        "timesteps": int(model.num_timesteps), "episodes": len(rewards),
+        "first_rewards_mean": float(np.mean(rewards[:quarter])) if rewards else None,
+        "last_rewards_mean": float(np.mean(rewards[-quarter:])) if rewards else None,
+        "generated_tokens": state["generated_tokens"], "final": str(out / "final.zip")})
 
 
 def evaluate_choosers(env: CandidateChoice, problem_ids: list[str], choosers: dict[str, Callable[[dict], int]],

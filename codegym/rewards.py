@@ -14,6 +14,7 @@ Optional episode-level aggregation with process rewards r_1..r_m (O1-CODER secti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -71,6 +72,9 @@ def aggregate_reward(terminal: float, process_rewards: Sequence[float], training
     return weight * terminal + (1.0 - weight) * discounted
 
 
+_STEP_HEADER = re.compile(r"\s*\[(define|refine|translate)\]", re.IGNORECASE)
+
+
 class CodeReward:
     """A reward function for TRL's ``reward_funcs`` (GRPO, RLOO, online DPO): programs scored on
     the reward tests in the sandbox, one batch per call.
@@ -89,7 +93,8 @@ class CodeReward:
     __name__ = "codegym_reward"
 
     def __init__(self, problems, config: RewardConfig | None = None, reward_tests: str = "public", sandbox=None,
-                 template: str = "pseudocode", time_limit_base_s: float = 2.0, time_limit_factor: float = 4.0):
+                 template: str = "pseudocode", time_limit_base_s: float = 2.0, time_limit_factor: float = 4.0,
+                 max_step_chars: int = 4000):
         from .limits import TimeLimits
         from .prompts import load_template
 
@@ -102,21 +107,26 @@ class CodeReward:
             raise ValueError("reward_tests='all' needs problems from a split marked for training")
         self.sandbox, self.template = sandbox, load_template(template)
         self.limits = TimeLimits(time_limit_base_s, time_limit_factor)
+        self.max_step_chars = max_step_chars
 
     def code_of(self, completion) -> str | None:
         """The program of a completion: a whole translate step, or what the model wrote after the
-        template's translate prefix; None for a step of another kind or a malformed step."""
+        template's translate prefix; None where the environment would refuse the action (a step of
+        another kind, a malformed step, one over ``max_step_chars``)."""
         from .envs.steps import StepParseError, parse_step
 
         text = completion[-1]["content"] if isinstance(completion, list) else completion
-        whole = text.lstrip().startswith("[")
+        action = text if _STEP_HEADER.match(text) else self.template.action("translate", text)
+        if len(action) > self.max_step_chars:
+            return None
         try:
-            step = parse_step(text if whole else self.template.action("translate", text))
+            step = parse_step(action)
         except StepParseError:
             return None
         return step.text if step.kind == "translate" else None
 
     def __call__(self, prompts, completions, problem_id, **columns) -> list[float]:
+        from .envs.code_env import parses
         from .judge import shared_sandbox
 
         rewards: list[float] = [self.config.invalid_penalty] * len(completions)
@@ -131,8 +141,9 @@ class CodeReward:
             sets = {name: list(getattr(problem, name + "_tests")) for name in self.sets}
             sets = {name: tests for name, tests in sets.items() if tests}
             tests = [test for group in sets.values() for test in group]
-            if not tests:
-                raise ValueError("problem %s has no %s tests to reward with" % (problem.id, "+".join(self.sets)))
+            if not tests:  # as the environment: a syntax check stands for compiling, nothing passes
+                rewards[index] = terminal_reward(parses(code), 0.0, self.config)
+                continue
             runs.append((problem.program_for_tests(code), tests))
             timeouts.append(self.limits.for_sets(problem.reference_seconds, list(sets))[0])
             slots.append(index)

@@ -121,11 +121,26 @@ class SelfPlay:
             if changed:
                 raise ValueError("%s holds a self-play run with other settings (%s); use another --out"
                                  % (self.out, ", ".join(changed)))
+        self.check_splits()
         _write_json(path, {"config": mine, "run": run_metadata()})
         for round_index in range(self.config.rounds):
             for step in STEPS:
                 self._step(round_index, step)
         return self.metrics()
+
+    def check_splits(self) -> None:
+        """Before any work: search and training on a training split, evaluation on another."""
+        from .envs import env_dataset
+
+        c = self.config
+        if c.train_split == c.eval_split:
+            raise ValueError("the evaluation split must differ from the training split (both %r)" % c.train_split)
+        options = {"data_path": c.data_path} if c.data_path else {}
+        train = env_dataset(c.env, split=c.train_split, **options).problems
+        evaluation = [p.id for p in train if not p.training]
+        if evaluation:
+            raise ValueError("%s split %r is not a training split (first problem %s): self-play trains on one"
+                             % (c.env, c.train_split, evaluation[0]))
 
     def _step(self, round_index: int, step: str) -> dict:
         folder = self.round_dir(round_index)

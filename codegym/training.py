@@ -33,18 +33,29 @@ def require(*packages: str) -> None:
         raise ValueError("training needs %s: pip install 'codegym[train]'" % " and ".join(missing))
 
 
-def prepare_output(out: str | os.PathLike, config: Any) -> Path:
-    """Create ``out`` and write the run's config there (a dataclass)."""
+def prepare_output(out: str | os.PathLike, config: Any, may_change: tuple[str, ...] = ("max_steps", "timesteps")) -> Path:
+    """Create ``out`` and write the run's config there (a dataclass). A folder that holds a run
+    with other settings is refused (a resume would mix the two); only ``may_change`` (how long to
+    train) may differ, so a rerun with more steps continues."""
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
+    mine, file = asdict(config), path / "train_config.json"
+    if file.exists():
+        theirs = json.loads(file.read_text())
+        changed = sorted(k for k in set(mine) | set(theirs) if k not in may_change and mine.get(k) != theirs.get(k))
+        if changed:
+            raise ValueError("%s holds a training run with other settings (%s); use another --out"
+                             % (path, ", ".join(changed)))
+    file.write_text(json.dumps(mine, indent=2))
     os.environ.setdefault("WANDB_DISABLED", "true")
     return path
 
 
 def last_checkpoint(out: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder in ``out`` (a run killed mid-way resumes there)."""
-    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    """The newest complete ``checkpoint-N`` folder in ``out`` (a run killed mid-way resumes
+    there; a folder cut short while saving has no ``trainer_state.json`` and is passed over)."""
+    checkpoints = sorted((p for p in out.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                         key=lambda p: int(p.name.split("-")[-1]))
     return str(checkpoints[-1]) if checkpoints else None
 
 

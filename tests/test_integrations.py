@@ -19,6 +19,7 @@ def starter(monkeypatch):
 
     monkeypatch.setenv("CODEGYM_ENV", "CodeGym/Starter-v0")
     monkeypatch.setenv("CODEGYM_SPLIT", "")
+    monkeypatch.setenv("CODEGYM_MARK_TRAINING", "1")  # the starter set is not marked for training
     reward_for.cache_clear()
     yield
     reward_for.cache_clear()
@@ -42,3 +43,17 @@ def test_openrlhf_reward_func_scores_a_batch(starter):
     out = reward_func(queries, prompts, ["starter/gcd", "starter/gcd"])
     assert set(out) == {"rewards", "scores", "extra_logs"} and out["rewards"].tolist() == [1.0, 0.0]
     assert out["rewards"].tolist() == configured_reward()(prompts, [RIGHT, WRONG], problem_id=["starter/gcd"] * 2)
+
+
+def test_an_evaluation_split_is_refused(monkeypatch, mbpp_dir):
+    from codegym.integrations import reward_for
+    from codegym.integrations.verl_reward import compute_score
+
+    monkeypatch.setenv("CODEGYM_DATA_PATH", str(mbpp_dir))
+    monkeypatch.setenv("CODEGYM_SPLIT", "validation")
+    reward_for.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="not a training split"):
+            compute_score("codegym", RIGHT, "MBPP/511")
+    finally:
+        reward_for.cache_clear()

@@ -15,6 +15,7 @@ from codegym.envs.steps import format_step
 
 pytest.importorskip("trl")
 
+RIGHT_GCD = "[translate]\n```python\nimport math\ndef gcd(a, b):\n    return math.gcd(a, b)\n```"
 PROBLEM = "MBPP/602"  # first_repeated_char, a training problem
 RIGHT = ("def first_repeated_char(str1):\n    for index, c in enumerate(str1):\n"
          "        if str1[:index + 1].count(c) > 1:\n            return c\n    return 'None'")
@@ -143,6 +144,20 @@ def test_code_reward_equals_sandbox_verdicts_and_the_environment(sandbox):
     evaluation = load_dataset("starter").problems
     with pytest.raises(ValueError, match="training"):
         CodeReward(evaluation, reward_tests="all")
+    # as the environment: code after the prefix may start with "[", an over-long step is invalid,
+    # and a problem without reward tests gets the syntax check alone
+    import dataclasses
+
+    bare = dataclasses.replace(gcd, id="bare", public_tests=[])
+    edge = CodeReward(problems + [bare], RewardConfig(alpha=0.5), sandbox=sandbox)
+    listed = "[print(x) for x in []]\nimport math\ndef gcd(a, b):\n    return math.gcd(a, b)\n```"
+    long = format_step("translate", "x = 1\n" * 1000)
+    assert edge(["p"] * 4, [listed, long, RIGHT_GCD, "def (("], problem_id=[gcd.id, gcd.id, "bare", "bare"]) == \
+        [1.0, -0.1, 0.5, 0.0]
+    env = gym.make("CodeGym/Starter-v0", problems=[bare], sandbox=sandbox, alpha=0.5)
+    env.reset(options={"problem_id": "bare"})
+    env.step(format_step("define", "1. plan"))
+    assert env.step(RIGHT_GCD)[1] == 0.5
 
 
 def _grpo_config(tiny, tmp_path, **overrides):
@@ -291,9 +306,13 @@ def test_candidate_choice_passes_check_env_and_maskable_ppo_learns_to_choose(san
     results = evaluate_choosers(_choice_env(sandbox), ["starter/gcd"] * 4, standard_choosers(model))
     assert results["ppo"]["mean_return"] == 1.0
     assert results["ppo"]["generated_tokens"] == results["first"]["generated_tokens"]
+    assert train_ppo_choice(config, _choice_env(sandbox)) == summary  # finished: not retrained, nothing overwritten
     config.timesteps = 224
-    resumed = train_ppo_choice(config, _choice_env(sandbox))  # from the newest checkpoint (192)
-    assert resumed["timesteps"] == 224 and resumed["episodes"] == (224 - 192) // 2
+    resumed = train_ppo_choice(config, _choice_env(sandbox))  # continues from the checkpoint at 192
+    assert resumed["timesteps"] == 224 and resumed["episodes"] == summary["episodes"] + (224 - 192) // 2
+    config.learning_rate = 1e-3
+    with pytest.raises(ValueError, match="other settings .*learning_rate"):
+        train_ppo_choice(config, _choice_env(sandbox))
 
 
 def test_train_commands_refuse_an_evaluation_split_with_one_line(run_dir, capsys):

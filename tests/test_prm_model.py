@@ -205,8 +205,9 @@ def test_a_served_prm_scores_like_the_local_one_and_counts_what_it_read(tiny):
         assert 0.0 < env.step(codegym.format_step("define", "1. Euclid"))[1] < 1.0
         from codegym.llm.http import post_json
 
-        with pytest.raises(RuntimeError, match="items must be a list"):
-            post_json(url.removesuffix("/v1") + "/v1/prm/score", {"items": [{"prompt": 1}]}, retries=0)
+        for bad in ({"items": [{"prompt": 1}]}, {"items": [{"prompt": "p", "steps": []}]}):
+            with pytest.raises(RuntimeError, match="answered 400: .*items must be a list"):
+                post_json(url.removesuffix("/v1") + "/v1/prm/score", bad, retries=0)
     finally:
         server.shutdown()
         server.server_close()

@@ -28,7 +28,7 @@ def register(sub) -> None:
             parser.add_argument(flag, type=_bool, default=argparse.SUPPRESS, metavar="BOOL", help="default: %s" % spec.default)
         else:
             kind = {"int": int, "float": float}.get(str(spec.type), None)
-            caster = kind or (_optional_int if "int" in str(spec.type) else str)
+            caster = kind or (_optional_int if "int" in str(spec.type) else _optional_str if "None" in str(spec.type) else str)
             parser.add_argument(flag, type=caster, default=argparse.SUPPRESS, help="default: %s" % spec.default)
 
 
@@ -42,11 +42,17 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
+def _optional_str(text: str) -> str | None:
+    return None if text.lower() == "none" else text
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..selfplay import SelfPlayConfig, load_selfplay_config, run_selfplay, smoke
 
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(SelfPlayConfig)
                  if spec.name not in _SKIP and hasattr(args, spec.name)}
+    if args.config and args.smoke:
+        raise ValueError("--smoke is a preset config: give it or --config, not both")
     if args.config:
         config = load_selfplay_config(args.config, out=args.out, **overrides)
     elif args.smoke:

@@ -31,9 +31,11 @@ def register(sub) -> None:
     grpo.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the episodes")
     grpo.add_argument("--beta", type=float, default=0.0, help="KL strength to the starting policy")
     grpo.add_argument("--reward-tests", default="public", help="public, or all (the training split's full tests)")
+    grpo.add_argument("--template", default="pseudocode", help="the step template the episodes are written in")
     grpo.add_argument("--no-ct2", action="store_true", help="skip the CTranslate2 export")
     ppo = add_command(methods, "ppo-choice", _run_ppo, "MaskablePPO choosing among k LLM-proposed steps (stable-baselines3)")
     _split_args(ppo)
+    ppo.set_defaults(problems=16)
     ppo.add_argument("--policy", default="smollm2", help="the LLM that proposes candidates (a --policy spec)")
     ppo.add_argument("--features-model", default="smollm2", help="transformers model whose hidden states describe candidates")
     ppo.add_argument("--out", required=True, help="output folder; a rerun resumes from its last checkpoint")
@@ -59,11 +61,16 @@ def _tree_args(parser: argparse.ArgumentParser) -> None:
 def _split_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="CodeGym/MBPP-v0", help="environment id")
     parser.add_argument("--data-path", default=None, help="data file or folder; none: the environment's default")
-    parser.add_argument("--split", default="train", help="the training split")
-    parser.add_argument("--mark-training", action="store_true", help="train on a split not marked for training")
+    parser.add_argument("--split", type=_optional, default="train",
+                        help="the training split (one marked for training: MBPP train, or data marked so); none: every "
+                        "split of the data")
     parser.add_argument("--problems", type=int, default=None, help="the split's first N problems; none: all")
     parser.add_argument("--solved-in", default=None, metavar="RUN",
                         help="only the problems a search solved in this bench run of the training split; none: all")
+
+
+def _optional(text: str) -> str | None:
+    return None if text.lower() == "none" else text
 
 
 def _common(args: argparse.Namespace) -> dict:
@@ -99,9 +106,8 @@ def _run_dpo(args: argparse.Namespace) -> int:
 def _run_grpo(args: argparse.Namespace) -> int:
     from agents.grpo import GRPOTrainConfig, train_grpo
 
-    config = GRPOTrainConfig(env=args.env, data_path=args.data_path, split=args.split,
-                             training=True if args.mark_training else None, problems=args.problems,
-                             solved_in=args.solved_in, episodes=args.episodes, refines=args.refines,
+    config = GRPOTrainConfig(env=args.env, data_path=args.data_path, split=args.split, problems=args.problems,
+                             template=args.template, solved_in=args.solved_in, episodes=args.episodes, refines=args.refines,
                              problems_per_step=args.batch_size,
                              temperature=args.temperature, beta=args.beta, reward_tests=args.reward_tests, **_common(args))
     print(json.dumps(train_grpo(config), indent=2))
@@ -112,13 +118,13 @@ def _run_ppo(args: argparse.Namespace) -> int:
     from agents.ppo_choice import PPOChoiceConfig, evaluate_choosers, make_choice_env, standard_choosers, train_ppo_choice
 
     config = PPOChoiceConfig(policy=args.policy, features_model=args.features_model, out=args.out, env=args.env,
-                             data_path=args.data_path, split=args.split, training=True if args.mark_training else None,
-                             problems=args.problems or 16, solved_in=args.solved_in, k=args.k, d=args.d, refines=args.refines,
+                             data_path=args.data_path, split=args.split, problems=args.problems,
+                             solved_in=args.solved_in, k=args.k, d=args.d, refines=args.refines,
                              timesteps=args.timesteps, n_steps=args.n_steps, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, seed=args.seed)
-    env = make_choice_env(config, training=config.training)
+    env = make_choice_env(config)
     if not all(p.training for p in env.unwrapped.problems):
-        raise ValueError("%s is not a training split: PPO trains on one (or pass --mark-training)" % args.split)
+        raise ValueError("%s is not a training split: PPO trains on one (e.g. MBPP train)" % args.split)
     summary = train_ppo_choice(config, env)
     if args.eval_split and args.eval_split.lower() != "none":
         from sb3_contrib import MaskablePPO

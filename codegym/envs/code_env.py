@@ -275,7 +275,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
             info.update(status=result.status, compiled=compiled, pass_fraction=fraction,
                         tests_passed=sum(t.passed for t in result.tests))
         else:
-            compiled, fraction = _compiles(code), 0.0
+            compiled, fraction = parses(code), 0.0
             info.update(status="no_reward_tests", compiled=compiled, pass_fraction=0.0, tests_passed=0)
         reward = terminal_reward(compiled, fraction, self.reward_config)
         info["terminal_reward"] = reward
@@ -327,7 +327,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         return self._observation()
 
 
-def _compiles(code: str) -> bool:
+def parses(code: str) -> bool:
     """Syntax check only (parsing, never executing) for episodes without reward tests."""
     try:
         ast.parse(code)

@@ -21,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .base import Backend, Completion, GenerationRequest
 
+MAX_BODY_BYTES = 64 << 20  # a request body larger than this is refused unread
+MAX_PRM_ITEMS = 4096  # trajectories per PRM request: a larger one would hold the PRM from other clients
+
 
 class _Batcher:
     """Collects requests from handler threads and runs them through the backend in batches."""
@@ -92,7 +95,11 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000, prm
 
         def do_POST(self) -> None:  # noqa: N802
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                length = int(self.headers.get("Content-Length") or 0)
+                if not 0 <= length <= MAX_BODY_BYTES:
+                    self.close_connection = True  # the body is not read: the connection cannot be reused
+                    raise ValueError("Content-Length must be between 0 and %d" % MAX_BODY_BYTES)
+                body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.rstrip("/") == "/v1/completions":
                     self._reply(200, self._completions(body))
                 elif self.path.rstrip("/") == "/v1/chat/completions":
@@ -127,9 +134,11 @@ def make_server(backend: Backend, host: str = "127.0.0.1", port: int = 8000, prm
         def _prm_score(self, body: dict) -> dict:
             items = body["items"]
             if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("prompt"), str)
-                                                      and isinstance(i.get("steps"), list)
+                                                      and isinstance(i.get("steps"), list) and i["steps"]
                                                       and all(isinstance(s, str) for s in i["steps"]) for i in items):
-                raise ValueError("items must be a list of {prompt: string, steps: [string]}")
+                raise ValueError("items must be a list of {prompt: string, steps: [string, ...]} (one step at least)")
+            if len(items) > MAX_PRM_ITEMS:
+                raise ValueError("at most %d items per request" % MAX_PRM_ITEMS)
             with prm_lock:
                 before = prm.tokens_read
                 scores = prm.score_many([(item["prompt"], item["steps"]) for item in items])
