@@ -104,8 +104,9 @@ def _write_json(path: Path, payload) -> None:
 class SelfPlay:
     """Runs (or resumes) the loop of a config; each step is a method of the same name."""
 
-    def __init__(self, config: SelfPlayConfig, progress: bool = True, log=print):
+    def __init__(self, config: SelfPlayConfig, progress: bool = True, log=print, backend=None):
         self.config, self.progress, self.log = config, progress, log
+        self.backend = backend  # a backend object in place of the rounds' policy specs (tests pass a scripted one)
         self.out = Path(config.out)
 
     # -- the run and its resumption ---------------------------------------------------------------------
@@ -186,7 +187,7 @@ class SelfPlay:
                              policy=policy, budget_tokens=[budget], limit=problems, seeds=[self.config.seed + round_index],
                              out=str(self.round_dir(round_index) / name), aspr_samples=0, parallel=self.config.parallel,
                              ray=self.config.ray if training else None, prm=prm, cache=False)
-        return run_bench(config, progress=self.progress)
+        return run_bench(config, progress=self.progress, backend=self.backend)
 
     def search(self, round_index: int) -> dict:
         c = self.config

@@ -89,3 +89,29 @@ def test_one_output_folder_holds_one_configuration(tmp_path):
     with pytest.raises(ValueError, match="other settings .*search_budget"):
         SelfPlay(config).run()
     assert main(["selfplay", "--out", str(tmp_path), "--rounds", "0"]) == 2
+
+
+def scripted(prompt: str, seed: int) -> str:
+    """A policy for the search phase on Ray (module level: Ray workers unpickle it by value)."""
+    return "def f(*args):\n    return None\n" if prompt.endswith("```python\n") else " look at the input %d" % seed
+
+
+def test_the_search_phase_runs_on_a_local_ray_cluster(tmp_path, mbpp_dir):
+    from ray import cloudpickle
+
+    from codegym.bench import read_rows
+    from codegym.envs import env_dataset
+    from codegym.llm.scripted import ScriptedBackend
+    from codegym.selfplay import SelfPlay, SelfPlayConfig
+
+    config = SelfPlayConfig(out=str(tmp_path), data_path=str(mbpp_dir), train_problems=3, search_budget=200, ray="local")
+    loop = SelfPlay(config, progress=False, log=lambda *_: None, backend=ScriptedBackend(scripted, ragged=True))
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        result = loop.search(0)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    rows = read_rows(tmp_path / "round-0" / "search" / "results.jsonl")
+    train = env_dataset("CodeGym/MBPP-v0", data_path=str(mbpp_dir), split="train").problems[:3]
+    assert result["problems"] == 3 and sorted(r["problem_id"] for r in rows) == sorted(p.id for p in train)
+    assert json.loads((tmp_path / "round-0" / "search" / "config.json").read_text())["config"]["ray"] == "local"
