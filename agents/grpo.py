@@ -245,6 +245,7 @@ def train_grpo(config: GRPOTrainConfig) -> dict:
         model_path,
         prepare_output,
         require,
+        write_summary,
     )
 
     require("datasets", "trl")
@@ -276,4 +277,4 @@ def train_grpo(config: GRPOTrainConfig) -> dict:
     summary.update(first_reward=rewards[0] if rewards else None, last_reward=rewards[-1] if rewards else None,
                    mean_reward=sum(rewards) / len(rewards) if rewards else None, problems=len(problems),
                    config=asdict(config))
-    return summary
+    return write_summary(Path(out), summary)

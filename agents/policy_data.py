@@ -195,7 +195,7 @@ def train_on_trees(method: str, config: TreeTrainConfig, build: Callable[[TreeRu
     (:func:`codegym.training.train_trl`): config written, resumable, ``final/`` and ``ct2/`` saved."""
     from transformers import AutoTokenizer
 
-    from codegym.training import finish, model_path, prepare_output, require, train_trl
+    from codegym.training import finish, model_path, prepare_output, require, train_trl, write_summary
 
     require("datasets", "trl")
     run = load_training_run(config.run)
@@ -210,4 +210,4 @@ def train_on_trees(method: str, config: TreeTrainConfig, build: Callable[[TreeRu
     trainer = train_trl(method, [{k: row[k] for k in columns} for row in rows], config, out, model)
     summary = finish(trainer, config, out)
     summary.update(rows=len(rows), problems=len({row["problem_id"] for row in rows}))
-    return summary
+    return write_summary(out, summary)
