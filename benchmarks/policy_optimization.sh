@@ -31,7 +31,7 @@ stamp "DPO on step pairs"
 
 stamp "GRPO on episodes of the problems search solved"
 [ -d results/policy-grpo/ct2 ] || codegym train grpo --data-path ../shared/data/mbpp --solved-in "$TREES" \
-  --out results/policy-grpo --max-steps 20 --episodes 4 --learning-rate 5e-6 --seed 0
+  --out results/policy-grpo --max-steps 12 --episodes 4 --learning-rate 5e-6 --seed 0
 [ -f results/policy_eval/grpo/summary.json ] || codegym bench "${VAL[@]}" --policy ct2:results/policy-grpo/ct2 \
   --out results/policy_eval/grpo
 
