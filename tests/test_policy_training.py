@@ -324,3 +324,25 @@ def test_train_commands_refuse_an_evaluation_split_with_one_line(run_dir, capsys
     assert "not a training split" in capsys.readouterr().err and not out.exists()
     assert main(["train", "sft", "/nonexistent", "--out", str(out)]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_episode_returns_carry_the_prms_step_rewards(tiny, tmp_path):
+    """With a PRM in the environment, an episode's return adds its steps' process rewards; with
+    aggregate, it is phi (codegym.rewards.aggregate_reward) over the same scores."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agents.grpo import EpisodeRollout, make_training_env
+    from codegym.rewards import RewardConfig, aggregate_reward
+
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(tiny), AutoTokenizer.from_pretrained(tiny)
+    returns = {}
+    for aggregate in (False, True):
+        config = _grpo_config(tiny, tmp_path, env_options={"prm": "token:%s" % tiny, "aggregate": aggregate})
+        env, problems = make_training_env(config)
+        [episode] = EpisodeRollout(config, env, tokenizer).play(model, [problems[0].id], seed=1)
+        returns[aggregate] = (episode["return"], list(env.process_rewards), env.get_state())
+    summed, scores, _ = returns[False]
+    assert len(scores) == 1 and 0.0 < scores[0] < 1.0 and summed == pytest.approx(scores[0])  # the code failed: R = 0
+    phi, scores_again, _ = returns[True]
+    assert scores_again == pytest.approx(scores)
+    assert phi == pytest.approx(aggregate_reward(0.0, scores, 0, RewardConfig(aggregate=True)))

@@ -32,6 +32,9 @@ def register(sub) -> None:
     grpo.add_argument("--beta", type=float, default=0.0, help="KL strength to the starting policy")
     grpo.add_argument("--reward-tests", default="public", help="public, or all (the training split's full tests)")
     grpo.add_argument("--template", default="pseudocode", help="the step template the episodes are written in")
+    grpo.add_argument("--prm", default=None, help="a PRM spec whose step scores join the episode return (none: no PRM)")
+    grpo.add_argument("--aggregate", action="store_true",
+                      help="with --prm, the return is O1-CODER's phi (codegym.rewards.aggregate_reward) instead of a sum")
     grpo.add_argument("--no-ct2", action="store_true", help="skip the CTranslate2 export")
     ppo = add_command(methods, "ppo-choice", _run_ppo, "MaskablePPO choosing among k LLM-proposed steps (stable-baselines3)")
     _split_args(ppo)
@@ -107,11 +110,23 @@ def _run_grpo(args: argparse.Namespace) -> int:
     from agents.grpo import GRPOTrainConfig, train_grpo
 
     config = GRPOTrainConfig(env=args.env, data_path=args.data_path, split=args.split, problems=args.problems,
-                             template=args.template, solved_in=args.solved_in, episodes=args.episodes, refines=args.refines,
+                             template=args.template, solved_in=args.solved_in, env_options=_prm_options(args),
+                             episodes=args.episodes, refines=args.refines,
                              problems_per_step=args.batch_size,
                              temperature=args.temperature, beta=args.beta, reward_tests=args.reward_tests, **_common(args))
     print(json.dumps(train_grpo(config), indent=2))
     return 0
+
+
+def _prm_options(args: argparse.Namespace) -> dict:
+    if args.aggregate and not args.prm:
+        raise ValueError("--aggregate needs --prm")
+    if not args.prm:
+        return {}
+    from ..prm.model import check_prm_spec
+
+    check_prm_spec(args.prm)
+    return {"prm": args.prm, "aggregate": args.aggregate}
 
 
 def _run_ppo(args: argparse.Namespace) -> int:
