@@ -25,11 +25,11 @@ def register(sub) -> None:
             continue
         flag = "--" + spec.name.replace("_", "-")
         if spec.type in ("bool", bool):
-            parser.add_argument(flag, type=_bool, default=argparse.SUPPRESS, metavar="BOOL", help="default: %s" % spec.default)
+            parser.add_argument(flag, type=_bool, default=argparse.SUPPRESS, metavar="BOOL", help="(default: %s)" % spec.default)
         else:
             kind = {"int": int, "float": float}.get(str(spec.type), None)
             caster = kind or (_optional_int if "int" in str(spec.type) else _optional_str if "None" in str(spec.type) else str)
-            parser.add_argument(flag, type=caster, default=argparse.SUPPRESS, help="default: %s" % spec.default)
+            parser.add_argument(flag, type=caster, default=argparse.SUPPRESS, help="(default: %s)" % spec.default)
 
 
 def _bool(text: str) -> bool:
