@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from codegym.llm.base import stop_position
+
 from .policy_data import ChatRenderer
 
 
@@ -142,14 +144,14 @@ class EpisodeRollout:
                 return index + 1
             if token == pad:
                 return index
-            if any(stop in self.tokenizer.decode(tokens[: index + 1], skip_special_tokens=True) for stop in stops):
+            if stop_position(self.tokenizer.decode(tokens[: index + 1], skip_special_tokens=True), stops) >= 0:
                 return index + 1
         return len(tokens)
 
     def cut(self, kind: str, text: str) -> str:
         """The completion up to the first stop string, as the backends cut it."""
-        stops = [text.find(s) for s in self.template.stops[kind] if s in text]
-        return text[: min(stops)] if stops else text
+        end = stop_position(text, self.template.stops[kind])
+        return text[:end] if end >= 0 else text
 
     def play(self, model, problem_ids: list[str], seed: int) -> list[dict]:
         """One episode per entry of ``problem_ids``; per episode, its steps' samples and its return."""

@@ -33,6 +33,7 @@ from codegym.envs.steps import format_step, format_trajectory
 from codegym.llm.base import GenerationRequest
 from codegym.prm.labels import Node, load_tree, sibling_pairs
 from codegym.prompts import PromptTemplate, load_template
+from codegym.training import TrainerOptions
 
 SFT_COLUMNS = ("prompt", "completion")
 DPO_COLUMNS = ("prompt", "chosen", "rejected")
@@ -175,19 +176,11 @@ def write_rows(rows: list[dict], path: Path) -> None:
 
 
 @dataclass
-class TreeTrainConfig:
+class TreeTrainConfig(TrainerOptions):
     """What every policy trainer on search trees takes (SFT on D+, DPO on step pairs)."""
 
-    run: str = ""  # a codegym bench output folder whose trees searched a training split
-    model: str = "smollm2"  # a transformers path/id, or "smollm2" for the embedded weights
     out: str = "results/policy"
-    max_steps: int = 60
-    batch_size: int = 4
-    learning_rate: float = 5e-5
-    lora: bool = False
-    lora_rank: int = 16
-    seed: int = 0
-    export_ct2: bool = True  # also write OUT/ct2, loadable as ct2:OUT/ct2
+    run: str = ""  # a codegym bench output folder whose trees searched a training split
 
 
 def train_on_trees(method: str, config: TreeTrainConfig, build: Callable[[TreeRun, ChatRenderer], list[dict]]) -> dict:

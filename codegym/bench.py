@@ -110,8 +110,14 @@ class BenchConfig:
 
 
 def load_config(path: str | os.PathLike, **overrides) -> BenchConfig:
-    """A BenchConfig from a TOML or JSON file (a run's ``config.json`` too), then ``overrides``.
-    Unknown fields are a one-line ValueError naming them and the known ones."""
+    """A BenchConfig from a TOML or JSON file (a run's ``config.json`` too), then ``overrides``."""
+    return config_from_file(BenchConfig, path, **overrides)
+
+
+def config_from_file(cls, path: str | os.PathLike, **overrides):
+    """A config dataclass ``cls`` from a TOML or JSON file (a run's ``config.json``, which holds
+    ``config`` and ``run``, too), then ``overrides``. Unknown fields are a one-line ValueError
+    naming them and the known ones."""
     import tomllib
 
     if not Path(path).is_file():
@@ -123,11 +129,11 @@ def load_config(path: str | os.PathLike, **overrides) -> BenchConfig:
         raise ValueError("%s: %s" % (path, error)) from None
     if "config" in data and "run" in data:  # a run's config.json
         data = data["config"]
-    known = [f.name for f in fields(BenchConfig)]
+    known = [f.name for f in fields(cls)]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise ValueError("%s: unknown field(s) %s; fields: %s" % (path, ", ".join(unknown), ", ".join(known)))
-    return BenchConfig(**{**data, **overrides})
+    return cls(**{**data, **overrides})
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -72,6 +72,27 @@ def aggregate_reward(terminal: float, process_rewards: Sequence[float], training
     return weight * terminal + (1.0 - weight) * discounted
 
 
+REWARD_TESTS = ("public", "public+generated", "generated", "all")
+
+
+def check_reward_tests(reward_tests: str, problems) -> None:
+    """A one-line ValueError for an unknown test choice, or for "all" (a split's full test list)
+    on problems not marked for training."""
+    if reward_tests not in REWARD_TESTS:
+        raise ValueError("reward_tests must be one of %s" % ", ".join(map(repr, REWARD_TESTS)))
+    if reward_tests == "all":
+        evaluation = [p.id for p in problems if not p.training]
+        if evaluation:
+            raise ValueError("reward_tests='all' needs problems from a split marked for training; %d are not "
+                             "(first: %s)" % (len(evaluation), evaluation[0]))
+
+
+def reward_test_sets(problem, reward_tests: str) -> dict[str, list]:
+    """A problem's reward tests by set (public, generated, all), the non-empty ones."""
+    sets = {"public": problem.public_tests, "generated": problem.generated_tests, "all": problem.all_tests}
+    return {name: list(sets[name]) for name in reward_tests.split("+") if sets[name]}
+
+
 _STEP_HEADER = re.compile(r"\s*\[(define|refine|translate)\]", re.IGNORECASE)
 
 
@@ -100,11 +121,8 @@ class CodeReward:
 
         self.problems = {p.id: p for p in problems}
         self.config = config or RewardConfig()
-        self.sets = reward_tests.split("+")
-        if not set(self.sets) <= {"public", "generated", "all"}:
-            raise ValueError("reward_tests names public, generated or all (joined by +), not %r" % reward_tests)
-        if "all" in self.sets and not all(p.training for p in self.problems.values()):
-            raise ValueError("reward_tests='all' needs problems from a split marked for training")
+        check_reward_tests(reward_tests, self.problems.values())
+        self.reward_tests = reward_tests
         self.sandbox, self.template = sandbox, load_template(template)
         self.limits = TimeLimits(time_limit_base_s, time_limit_factor)
         self.max_step_chars = max_step_chars
@@ -138,8 +156,7 @@ class CodeReward:
             code = self.code_of(completion)
             if code is None:
                 continue
-            sets = {name: list(getattr(problem, name + "_tests")) for name in self.sets}
-            sets = {name: tests for name, tests in sets.items() if tests}
+            sets = reward_test_sets(problem, self.reward_tests)
             tests = [test for group in sets.values() for test in group]
             if not tests:  # as the environment: a syntax check stands for compiling, nothing passes
                 rewards[index] = terminal_reward(parses(code), 0.0, self.config)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STEPS = ("search", "labels", "prm", "policy", "eval", "report")
@@ -77,21 +77,6 @@ def smoke(out: str, **overrides) -> SelfPlayConfig:
     options = dict(out=out, rounds=1, train_problems=4, eval_problems=3, search_budget=400, eval_budget=300,
                    eval_mcts=True, parallel=4, prm_steps=2, sft_steps=2, sft_success=0.0, dpo_steps=2, batch_size=2)
     return SelfPlayConfig(**{**options, **overrides})
-
-
-def load_selfplay_config(path: str | os.PathLike, **overrides) -> SelfPlayConfig:
-    import tomllib
-
-    if not Path(path).is_file():
-        raise FileNotFoundError("no config file %s" % path)
-    text = Path(path).read_text()
-    data = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
-    data = data.get("config", data)
-    known = {f.name for f in fields(SelfPlayConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError("%s: unknown field(s) %s" % (path, ", ".join(unknown)))
-    return SelfPlayConfig(**{**data, **overrides})
 
 
 def _write_json(path: Path, payload) -> None:

@@ -12,9 +12,25 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class TrainerOptions:
+    """What every TRL-based trainer takes (TCG, policy SFT and DPO): the fields :func:`train_trl`
+    and :func:`finish` read. A trainer's config subclasses it and adds its data."""
+
+    model: str = "smollm2"  # a transformers path/id, or "smollm2" for the embedded weights
+    out: str = "results/train"
+    max_steps: int = 60
+    batch_size: int = 4
+    learning_rate: float = 5e-5
+    lora: bool = False
+    lora_rank: int = 16
+    seed: int = 0
+    export_ct2: bool = True  # also write OUT/ct2, loadable as ct2:OUT/ct2
 
 
 def model_path(name: str) -> str:

@@ -47,14 +47,15 @@ def _optional_str(text: str) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..selfplay import SelfPlayConfig, load_selfplay_config, run_selfplay, smoke
+    from ..bench import config_from_file
+    from ..selfplay import SelfPlayConfig, run_selfplay, smoke
 
     overrides = {spec.name: getattr(args, spec.name) for spec in fields(SelfPlayConfig)
                  if spec.name not in _SKIP and hasattr(args, spec.name)}
     if args.config and args.smoke:
         raise ValueError("--smoke is a preset config: give it or --config, not both")
     if args.config:
-        config = load_selfplay_config(args.config, out=args.out, **overrides)
+        config = config_from_file(SelfPlayConfig, args.config, out=args.out, **overrides)
     elif args.smoke:
         config = smoke(args.out, **overrides)
     else:

@@ -17,14 +17,13 @@ from ..datasets import Dataset, Problem, load_dataset
 from ..execution import Sandbox
 from ..judge import run_tests
 from ..limits import TimeLimits
-from ..rewards import RewardConfig, aggregate_reward, terminal_reward
+from ..rewards import RewardConfig, aggregate_reward, check_reward_tests, reward_test_sets, terminal_reward
 from .steps import STEP_KINDS, Step, StepParseError, format_trajectory, parse_step
 
 if TYPE_CHECKING:
     from ..prm import ProcessRewardModel
 
 RewardTests = Literal["public", "public+generated", "generated", "all"]
-REWARD_TESTS = ("public", "public+generated", "generated", "all")
 MAX_PROBLEM_CHARS = 32_768
 
 
@@ -154,13 +153,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
         self._by_id = {p.id: p for p in self.problems}
         if max_refine < 0 or max_steps < 2:
             raise ValueError("need max_refine >= 0 and max_steps >= 2")
-        if reward_tests not in REWARD_TESTS:
-            raise ValueError("reward_tests must be one of %s" % ", ".join(map(repr, REWARD_TESTS)))
-        if reward_tests == "all":
-            evaluation = [p.id for p in self.problems if not p.training]
-            if evaluation:
-                raise ValueError("reward_tests='all' needs problems from a split marked for training; %d are not "
-                                 "(first: %s)" % (len(evaluation), evaluation[0]))
+        check_reward_tests(reward_tests, self.problems)
         if on_invalid not in ("continue", "truncate"):
             raise ValueError("on_invalid must be 'continue' or 'truncate'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -254,10 +247,7 @@ class CodeReasoningEnv(gym.Env[dict, str]):
 
     def reward_test_sets(self) -> dict[str, list]:
         """The reward tests by set (public, generated, all), the non-empty ones."""
-        problem = self.problem
-        sets = {"public": problem.public_tests, "generated": problem.generated_tests, "all": problem.all_tests}
-        names = self.reward_tests.split("+")
-        return {name: list(sets[name]) for name in names if sets[name]}
+        return reward_test_sets(self.problem, self.reward_tests)
 
     def reward_test_set(self) -> list:
         return [test for tests in self.reward_test_sets().values() for test in tests]

@@ -261,9 +261,14 @@ def hit_stop(tokenizer, ids: list[int], stops: Sequence[str]) -> bool:
     return bool(stops) and any(s in tokenizer.decode(ids[-16:]) for s in stops)
 
 
+def stop_position(text: str, stop: Sequence[str]) -> int:
+    """Where the first stop string starts in ``text`` (-1: none occurs)."""
+    return min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+
+
 def truncate_at_stop(completion: Completion, stop: Sequence[str]) -> Completion:
     """Cut the text at the first stop string (which is not included)."""
-    cut = min((i for i in (completion.text.find(s) for s in stop if s) if i >= 0), default=-1)
+    cut = stop_position(completion.text, stop)
     if cut < 0:
         return completion
     return replace(completion, text=completion.text[:cut], finish_reason="stop")

@@ -10,28 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..training import finish, model_path, prepare_output, train_trl
+from ..training import TrainerOptions, finish, model_path, prepare_output, train_trl
 
 
 @dataclass
-class TCGTrainConfig:
+class TCGTrainConfig(TrainerOptions):
     """What to train and how (shared by SFT and DPO)."""
 
-    model: str = "smollm2"  # a transformers path/id, or "smollm2" for the embedded weights
+    out: str = "results/tcg-sft"
     dataset: str = "mbpp"
     data_path: str | None = None  # MBPP: the split folder, or CODEGYM_MBPP_PATH
     split: str | None = None  # MBPP: "train" when not given
     training: bool | None = None  # True marks a split that is not a training split for training
     on_error: str = "raise"  # a malformed record: "raise" or "skip"
-    out: str = "results/tcg-sft"
-    max_steps: int = 60
-    batch_size: int = 4
-    learning_rate: float = 5e-5
-    lora: bool = False
-    lora_rank: int = 16
     beta: float = 0.1  # DPO
-    seed: int = 0
-    export_ct2: bool = True
 
 
 def _problems(config: TCGTrainConfig):
