@@ -82,6 +82,10 @@ class BenchConfig:
     ray_actors: int | None = None  # Ray actors (default: one per CPU of the cluster)
     baseline: str | None = None  # the label the table compares every agent against (None: all pairs)
     prm: str | None = None  # a PRM spec (token:PATH, logprob:PATH) every agent receives
+    # The tests the agents' environment rewards: "public", or with a TCG file (``codegym tcg generate``)
+    # "public+generated" or "generated". Never hidden tests: a benchmark's problems are public.
+    reward_tests: str = "public"
+    generated_tests: str | None = None
     # A program gets max(T_base, k * T_ref) CPU seconds, in the agents' environment and at judging
     # alike (codegym.limits); T_ref is the reference's calibrated time on the test set.
     time_limit_base_s: float = 2.0
@@ -107,6 +111,9 @@ class BenchConfig:
             options = {k: v for k, v in table.items() if k != "agent"}
             specs.append(AgentSpec(str(label), table.get("agent", label), options))
         return specs
+
+
+BENCH_REWARD_TESTS = ("public", "public+generated", "generated")
 
 
 def load_config(path: str | os.PathLike, **overrides) -> BenchConfig:
@@ -236,6 +243,14 @@ def prepare(config: BenchConfig, backend=None) -> tuple[list, object, int]:
     if backend is None:
         check_spec(config.policy)
     load_template(config.template)
+    if config.reward_tests not in BENCH_REWARD_TESTS:
+        raise ValueError("reward_tests must be one of %s (a benchmark never rewards on hidden tests)"
+                         % ", ".join(BENCH_REWARD_TESTS))
+    if "generated" in config.reward_tests and config.generated_tests is None:
+        raise ValueError("reward_tests=%r needs generated_tests (a file written by codegym tcg generate)"
+                         % config.reward_tests)
+    if config.generated_tests is not None and not Path(config.generated_tests).is_file():
+        raise FileNotFoundError("generated_tests: no file %s" % config.generated_tests)
     for name, values in (("budget_tokens", config.budget_tokens), ("seeds", config.seeds)):
         if not values:
             raise ValueError("%s is empty" % name)
@@ -369,6 +384,7 @@ class ItemSolver:
 
         self.config, self.prm = config, prm
         self.env = gym.make(config.env, problems=problems, sandbox=sandbox or Sandbox(),
+                            reward_tests=config.reward_tests, generated_tests=config.generated_tests,
                             time_limit_base_s=config.time_limit_base_s, time_limit_factor=config.time_limit_factor)
         self.specs = {spec.label: spec for spec in config.agent_specs()}
         self.policy = StepPolicy(backend, config.template)

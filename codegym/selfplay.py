@@ -3,16 +3,20 @@ round after round; ``codegym selfplay``.
 
 Round r, in ``OUT/round-r/``:
 
+0. ``tests``: with ``tcg`` set, the TCG writes tests for the searched training problems, labelled by
+   their reference solutions (``tests.jsonl``); search, labels and GRPO then reward on public +
+   generated tests. Refreshed every round.
 1. ``search``: MCTS on the training split with round r's policy (and, with ``search_value="prm"``,
    round r-1's PRM as its value), on the public reward tests; a ``codegym bench`` run in
    ``search/`` (on a Ray cluster with ``ray``).
 2. ``labels``: PRM labels from those trees (``codegym prm data``) in ``labels/``.
 3. ``prm``: the PRM trained on them, starting from round r-1's PRM, in ``prm/``.
-4. ``policy``: SFT on D+ from the trees (then DPO on step pairs if ``dpo_steps``), starting from
-   round r's policy, in ``policy/`` (``policy-dpo/``); round r+1 searches with it.
+4. ``policy``: SFT on D+ from the trees (then DPO on step pairs if ``dpo_steps``, then GRPO on the
+   problems the search solved if ``grpo_steps``), starting from round r's policy, in ``policy/``
+   (``policy-dpo/``, ``policy-grpo/``); round r+1 searches with it.
 5. ``eval``: the fixed protocol on the evaluation split's hidden tests: greedy and MCTS at
    ``eval_budget`` tokens (pass@1, tokens), with the new policy; the PRM's step AUC on labels from
-   the evaluation MCTS trees (public tests only).
+   the evaluation MCTS trees (public tests only; a seeded sample of ``prm_eval_sample`` steps).
 6. ``report``: the round's metrics, appended to ``OUT/metrics.json``, and the plot.
 
 Resumable at step granularity: a finished step leaves ``round-r/<step>.json`` and is never redone;
@@ -30,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STEPS = ("search", "labels", "prm", "policy", "eval", "report")
+STEPS = ("tests", "search", "labels", "prm", "policy", "eval", "report")
 
 
 @dataclass
@@ -46,6 +50,8 @@ class SelfPlayConfig:
     train_problems: int | None = 40  # the training split's first N problems searched per round (None: all)
     eval_problems: int | None = None  # the evaluation split's first N problems (None: all)
     model: str = "smollm2"  # round 0's policy: a transformers folder, or smollm2 (the embedded weights)
+    tcg: str | None = None  # a TCG model spec (smollm2, ct2:PATH, ...) writing reward tests each round; None: public only
+    tcg_count: int = 8  # tests asked per problem
     search_budget: int = 1000
     search_value: str = "rollout"  # MCTS value in search: "rollout", or "prm" (round r-1's PRM)
     eval_budget: int = 1000
@@ -54,12 +60,16 @@ class SelfPlayConfig:
     ray: str | None = None  # the search phase on a Ray cluster ("local", "auto", an address); None: here
     prm_kind: str = "token"
     prm_labels: str = "tree_mc_soft"
-    prm_steps: int = 30
-    sft_steps: int = 40
+    prm_steps: int = 24
+    sft_steps: int = 24
     sft_success: float = 1.0  # the least reward of a D+ path (the smoke preset takes every verified program)
     dpo_steps: int = 0
+    grpo_steps: int = 0  # GRPO after SFT (and DPO), on the problems the round's search solved
+    grpo_episodes: int = 4  # the GRPO group: episodes per problem
+    grpo_learning_rate: float = 5e-6
     batch_size: int = 4
     learning_rate: float = 2e-5
+    prm_eval_sample: int | None = 200  # evaluation steps the PRM's AUC is measured on (None: all)
     seed: int = 0
     extra: dict = field(default_factory=dict)  # free-form notes kept with the config
 
@@ -68,8 +78,12 @@ class SelfPlayConfig:
             raise ValueError("rounds and budgets must be at least 1")
         if self.search_value not in ("rollout", "prm"):
             raise ValueError("search_value must be 'rollout' or 'prm'")
-        if min(self.prm_steps, self.sft_steps) < 1 or self.dpo_steps < 0:
-            raise ValueError("prm_steps and sft_steps must be at least 1, dpo_steps at least 0")
+        if min(self.prm_steps, self.sft_steps, self.tcg_count) < 1 or min(self.dpo_steps, self.grpo_steps) < 0:
+            raise ValueError("prm_steps, sft_steps and tcg_count must be at least 1, dpo_steps and grpo_steps at least 0")
+        if self.grpo_episodes < 2:
+            raise ValueError("grpo_episodes must be at least 2 (a GRPO group)")
+        if self.prm_eval_sample is not None and self.prm_eval_sample < 1:
+            raise ValueError("prm_eval_sample must be at least 1 (None: every step)")
 
 
 def smoke(out: str, **overrides) -> SelfPlayConfig:
@@ -100,10 +114,11 @@ class SelfPlay:
 
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "config.json"
-        mine = asdict(self.config)
+        mine, defaults = asdict(self.config), asdict(SelfPlayConfig())
         if path.exists():
             theirs = json.loads(path.read_text())["config"]
-            changed = sorted(k for k in mine if k not in ("rounds",) and theirs.get(k) != mine[k])
+            # a field added since that run was written holds its default there
+            changed = sorted(k for k in mine if k not in ("rounds",) and theirs.get(k, defaults[k]) != mine[k])
             if changed:
                 raise ValueError("%s holds a self-play run with other settings (%s); use another --out"
                                  % (self.out, ", ".join(changed)))
@@ -116,17 +131,23 @@ class SelfPlay:
 
     def check_splits(self) -> None:
         """Before any work: search and training on a training split, evaluation on another."""
-        from .envs import env_dataset
-
         c = self.config
         if c.train_split == c.eval_split:
             raise ValueError("the evaluation split must differ from the training split (both %r)" % c.train_split)
-        options = {"data_path": c.data_path} if c.data_path else {}
-        train = env_dataset(c.env, split=c.train_split, **options).problems
+        train = self.train_problems(all_problems=True)
         evaluation = [p.id for p in train if not p.training]
         if evaluation:
             raise ValueError("%s split %r is not a training split (first problem %s): self-play trains on one"
                              % (c.env, c.train_split, evaluation[0]))
+
+    def train_problems(self, all_problems: bool = False) -> list:
+        """The training split's problems (with their references), the first ``train_problems``."""
+        from .envs import env_dataset
+
+        c = self.config
+        options = {"data_path": c.data_path} if c.data_path else {}
+        problems = env_dataset(c.env, split=c.train_split, **options).problems
+        return problems if all_problems or c.train_problems is None else problems[: c.train_problems]
 
     def _step(self, round_index: int, step: str) -> dict:
         folder = self.round_dir(round_index)
@@ -163,12 +184,33 @@ class SelfPlay:
     def prm_model(self, round_index: int) -> str | None:
         return self.done(round_index - 1, "prm").get("model") if round_index > 0 else None
 
+    def generated_tests(self, round_index: int) -> str | None:
+        """The round's TCG test file (None without ``tcg``)."""
+        return self.done(round_index, "tests").get("out")
+
+    def reward_options(self, round_index: int) -> dict:
+        """The environment options that reward the round's training on public + generated tests."""
+        tests = self.generated_tests(round_index)
+        return {"reward_tests": "public+generated", "generated_tests": tests} if tests else {}
+
     # -- steps --------------------------------------------------------------------------------------------
+    def tests(self, round_index: int) -> dict:
+        c = self.config
+        if c.tcg is None:
+            return {"skipped": "no tcg: search rewards on the public tests"}
+        from .llm import load
+        from .tcg import LLMTestCaseGenerator, generate_test_file
+
+        problems = [p for p in self.train_problems() if p.kind == "function"]
+        generator = LLMTestCaseGenerator(self.backend or load(c.tcg), count=c.tcg_count, seed=c.seed + round_index)
+        return generate_test_file(generator, problems, self.round_dir(round_index) / "tests.jsonl", progress=self.progress)
+
     def _bench(self, round_index: int, name: str, split: str | None, problems: int | None, agents: dict,
                budget: int, policy: str, prm: str | None, training: bool) -> dict:
         from .bench import BenchConfig, run_bench
 
-        config = BenchConfig(env=self.config.env, data_path=self.config.data_path, split=split, agents=agents,
+        rewards = self.reward_options(round_index) if training else {}
+        config = BenchConfig(**rewards, env=self.config.env, data_path=self.config.data_path, split=split, agents=agents,
                              policy=policy, budget_tokens=[budget], limit=problems, seeds=[self.config.seed + round_index],
                              out=str(self.round_dir(round_index) / name), aspr_samples=0, parallel=self.config.parallel,
                              ray=self.config.ray if training else None, prm=prm, cache=False)
@@ -236,7 +278,27 @@ class SelfPlay:
                 if "no dpo rows" not in str(err):
                     raise
                 result["dpo_skipped"] = str(err)
+        if c.grpo_steps:
+            result.update(self._grpo(round_index, result["model"]))
         return result
+
+    def _grpo(self, round_index: int, model: str) -> dict:
+        """GRPO from ``model`` on the problems this round's search solved, rewarded as the search was."""
+        from agents.grpo import GRPOTrainConfig, train_grpo
+
+        c = self.config
+        folder, options = self.round_dir(round_index), self.reward_options(round_index)
+        config = GRPOTrainConfig(model=model, out=str(folder / "policy-grpo"), env=c.env, data_path=c.data_path,
+                                 split=c.train_split, solved_in=str(folder / "search"), episodes=c.grpo_episodes,
+                                 max_steps=c.grpo_steps, learning_rate=c.grpo_learning_rate, seed=c.seed + round_index,
+                                 reward_tests=options.pop("reward_tests", "public"), env_options=options)
+        try:
+            grpo = train_grpo(config)
+        except ValueError as err:
+            if "was solved in" not in str(err):
+                raise
+            return {"grpo_skipped": str(err)}
+        return {"model": grpo["final"], "spec": "ct2:%s" % grpo["ct2"], "grpo_mean_reward": grpo["mean_reward"]}
 
     def eval(self, round_index: int) -> dict:
         from .prm.labels import label_run
@@ -260,6 +322,10 @@ class SelfPlay:
             label_run(folder / "eval", folder / "eval-labels")
             rows = read_stepwise(folder / "eval-labels" / "stepwise_tree_mc_hard.jsonl") \
                 if (folder / "eval-labels" / "stepwise_tree_mc_hard.jsonl").read_text().strip() else []
+            if rows and c.prm_eval_sample is not None and len(rows) > c.prm_eval_sample:
+                import random
+
+                rows = random.Random(c.seed).sample(rows, c.prm_eval_sample)
             if rows:
                 scored = evaluate_prm(load_prm("%s:%s" % (c.prm_kind, prm_model)), rows)
                 result["prm_auc"] = scored["auc"]

@@ -438,3 +438,32 @@ def test_aspr_runs_after_every_agent_so_no_agent_learns_earlier_verdicts(tmp_pat
         assert (tmp_path / "3" / "aspr.jsonl").exists()
     finally:
         agents.REGISTRY.pop("usage-spy")
+
+
+def test_bench_rewards_on_generated_tests_and_judges_on_hidden_ones(tmp_path):
+    """--reward-tests reaches the agents' environment: a wrong generated test lowers the reward of
+    a correct program, whose hidden-test verdict stays a pass."""
+    from codegym.tcg import save_generated
+
+    wrong = tmp_path / "generated.jsonl"
+    save_generated(wrong, {"starter/gcd": ([TestCase.call("gcd", [4, 6], 3, origin="generated")], {})})
+    always_good = ScriptedBackend(lambda p, s: GOOD if p.endswith("```python\n") else " plan")
+
+    def row(name: str, **options) -> dict:
+        config = BenchConfig(env="CodeGym/Starter-v0", agents=["greedy"], budget_tokens=[400], problems=["starter/gcd"],
+                             out=str(tmp_path / name), aspr_samples=0, cache=False, **options)
+        run_bench(config, progress=False, backend=always_good)
+        return read_rows(tmp_path / name / "results.jsonl")[0]
+
+    public = row("public")
+    assert public["passed"] and public["reward"] == 1.0
+    generated = row("generated", reward_tests="generated", generated_tests=str(wrong))
+    assert generated["passed"] and generated["reward"] == 0.0
+    both = row("both", reward_tests="public+generated", generated_tests=str(wrong))
+    assert both["passed"] and 0.0 < both["reward"] < 1.0
+    for options, message in (({"reward_tests": "all"}, "never rewards on hidden"),
+                             ({"reward_tests": "generated"}, "needs generated_tests"),
+                             ({"generated_tests": str(tmp_path / "missing.jsonl")}, "no file")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            run_bench(BenchConfig(env="CodeGym/Starter-v0", agents=["greedy"], out=str(tmp_path / "never"), **options),
+                      progress=False, backend=always_good)

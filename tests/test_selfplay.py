@@ -108,6 +108,7 @@ def test_the_search_phase_runs_on_a_local_ray_cluster(tmp_path, mbpp_dir):
     loop = SelfPlay(config, progress=False, log=lambda *_: None, backend=ScriptedBackend(scripted, ragged=True))
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
+        loop._step(0, "tests")
         result = loop.search(0)
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -115,3 +116,47 @@ def test_the_search_phase_runs_on_a_local_ray_cluster(tmp_path, mbpp_dir):
     train = env_dataset("CodeGym/MBPP-v0", data_path=str(mbpp_dir), split="train").problems[:3]
     assert result["problems"] == 3 and sorted(r["problem_id"] for r in rows) == sorted(p.id for p in train)
     assert json.loads((tmp_path / "round-0" / "search" / "config.json").read_text())["config"]["ray"] == "local"
+
+
+def test_tcg_tests_labelled_by_the_reference_become_the_search_and_grpo_reward_tests(tmp_path, mbpp_dir, monkeypatch):
+    """With ``tcg``, the round's tests step writes tests whose expected values come from each
+    training problem's reference; search and GRPO then reward on public + generated tests."""
+    from codegym.bench import read_rows
+    from codegym.envs import env_dataset
+    from codegym.llm.scripted import ScriptedBackend
+    from codegym.selfplay import SelfPlay, SelfPlayConfig
+    from codegym.tcg import load_generated
+
+    train = env_dataset("CodeGym/MBPP-v0", data_path=str(mbpp_dir), split="train").problems[:2]
+    assert [p.entry_point for p in train] == ["max_chain_length", "first_repeated_char"]
+
+    def script(prompt: str, seed: int) -> str:
+        if prompt.endswith("assert first_repeated_char("):  # the TCG: an input, and a wrong expected value
+            return "'abcabc') == 'wrong'\n"
+        if prompt.endswith("assert max_chain_length("):  # a call the reference cannot run: dropped
+            return "1) == 2\n"
+        return "def f(*args):\n    return None\n" if prompt.endswith("```python\n") else " plan"
+
+    config = SelfPlayConfig(out=str(tmp_path), data_path=str(mbpp_dir), train_problems=2, search_budget=120,
+                            tcg="smollm2", grpo_steps=1)
+    loop = SelfPlay(config, progress=False, log=lambda *_: None, backend=ScriptedBackend(script))
+    loop._step(0, "tests")
+    generated = load_generated(tmp_path / "round-0" / "tests.jsonl")
+    assert sorted(generated) == sorted(p.id for p in train) and generated[train[0].id] == []
+    (test,) = generated[train[1].id]
+    assert (test.args, test.expected) == (("abcabc",), "a")  # relabelled by the reference solution
+    loop.search(0)
+    bench = json.loads((tmp_path / "round-0" / "search" / "config.json").read_text())["config"]
+    assert (bench["reward_tests"], bench["generated_tests"]) == ("public+generated", str(tmp_path / "round-0" / "tests.jsonl"))
+    assert len(read_rows(tmp_path / "round-0" / "search" / "results.jsonl")) == 2
+    seen = {}
+    monkeypatch.setattr("agents.grpo.train_grpo", lambda c: seen.update(config=c) or {
+        "final": "G/final", "ct2": "G/ct2", "mean_reward": 0.5})
+    assert loop._grpo(0, "S/final") == {"model": "G/final", "spec": "ct2:G/ct2", "grpo_mean_reward": 0.5}
+    grpo = seen["config"]
+    assert (grpo.model, grpo.solved_in, grpo.reward_tests) == ("S/final", str(tmp_path / "round-0" / "search"),
+                                                              "public+generated")
+    assert grpo.env_options == {"generated_tests": str(tmp_path / "round-0" / "tests.jsonl")}
+    # without a TCG the step says so and search rewards on the public tests
+    plain = SelfPlay(SelfPlayConfig(out=str(tmp_path / "plain")), progress=False, log=lambda *_: None)
+    assert "skipped" in plain._step(0, "tests") and plain.reward_options(0) == {}

@@ -38,6 +38,10 @@ FLAGS = {
     "--ray-actors": ("ray_actors", int, "Ray actors; none: one per cluster CPU"),
     "--baseline": ("baseline", str, "print each agent's paired comparison against this label; none: every pair"),
     "--prm": ("prm", str, "a process reward model every agent receives: token:PATH or logprob:PATH; none: no PRM"),
+    "--reward-tests": ("reward_tests", str, "the tests the agents' environment rewards: public, public+generated "
+                       "or generated (needs --generated-tests)"),
+    "--generated-tests": ("generated_tests", str, "a test file from `codegym tcg generate` for the reward tests; "
+                          "none: no generated tests"),
     "--data-path": ("data_path", str, "data file or folder (MBPP, APPS, custom); none: the environment's default"),
     "--split": ("split", str, "MBPP split (train, validation, test, prompt); none: every split present"),
     "--time-limit-base": ("time_limit_base_s", float, "T_base: the least CPU seconds a program gets on a test set"),

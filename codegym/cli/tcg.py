@@ -49,21 +49,12 @@ def _tcg_data(args: argparse.Namespace):
 
 
 def _run_tcg_generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..llm import load
-    from ..tcg import FilterReport, LLMTestCaseGenerator, save_generated
+    from ..tcg import LLMTestCaseGenerator, generate_test_file
 
     problems, _ = _tcg_data(args)
     generator = LLMTestCaseGenerator(load(args.policy, cache=args.cache), count=args.count)
-    entries, total = {}, FilterReport()
-    for start in tqdm(range(0, len(problems), 8), desc="tcg", unit="batch"):
-        chunk = problems[start:start + 8]
-        for problem, (tests, report) in zip(chunk, generator.generate_many(chunk)):
-            entries[problem.id] = (tests, report.to_dict())
-            total.add(report)
-    save_generated(args.out, entries)
-    print(json.dumps({"problems": len(entries), **total.to_dict(), "out": args.out}, indent=2))
+    print(json.dumps(generate_test_file(generator, problems, args.out), indent=2))
     return 0
 
 

@@ -6,6 +6,7 @@ from .generator import (
     FilterReport,
     LLMTestCaseGenerator,
     TestCaseGenerator,
+    generate_test_file,
     label_by_agreement,
     label_with_reference,
     parse_test_lines,
@@ -14,5 +15,6 @@ from .generator import (
 from .store import load_generated, save_generated, with_generated_tests
 
 __all__ = ["FilterReport", "LLMTestCaseGenerator", "TCGEvaluation", "TestCaseGenerator", "dpo_rows", "evaluate_generator",
-           "label_by_agreement", "label_with_reference", "load_generated", "mutants", "parse_test_lines",
+           "generate_test_file", "label_by_agreement", "label_with_reference", "load_generated", "mutants",
+           "parse_test_lines",
            "save_generated", "sft_rows", "tcg_request", "with_generated_tests"]

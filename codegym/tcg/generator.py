@@ -210,3 +210,22 @@ class LLMTestCaseGenerator:
             except ValueError:
                 continue
         return codes
+
+
+def generate_test_file(generator: LLMTestCaseGenerator, problems: list[Problem], path, batch: int = 8,
+                       progress: bool = True) -> dict:
+    """Generate and filter tests for ``problems`` in batches and write them (atomically) to ``path``,
+    the file ``gym.make(..., generated_tests=)`` and ``codegym bench --generated-tests`` load; the
+    filter's counts are returned."""
+    from tqdm import tqdm
+
+    from .store import save_generated
+
+    entries, total = {}, FilterReport()
+    for start in tqdm(range(0, len(problems), batch), desc="tcg", unit="batch", disable=not progress):
+        chunk = problems[start:start + batch]
+        for problem, (tests, report) in zip(chunk, generator.generate_many(chunk)):
+            entries[problem.id] = (tests, report.to_dict())
+            total.add(report)
+    save_generated(path, entries)
+    return {"problems": len(entries), **total.to_dict(), "out": str(path)}
