@@ -94,6 +94,8 @@ def reward_test_sets(problem, reward_tests: str) -> dict[str, list]:
 
 
 _STEP_HEADER = re.compile(r"\s*\[(define|refine|translate)\]", re.IGNORECASE)
+_FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+COMPLETION_FORMATS = ("step", "fenced")
 
 
 class CodeReward:
@@ -108,6 +110,9 @@ class CodeReward:
     names ("public", "public+generated", "generated", or "all" on training problems only), with the
     environment's CPU-time limits. A whole step of another kind, or a malformed one, gets
     ``config.invalid_penalty``, as the environment gives for an invalid action.
+    ``completion_format="fenced"`` reads free chat answers instead (what an RL engine's rollouts are,
+    prompted by :func:`codegym.integrations.rl_prompt_rows`): the program is the answer's first
+    fenced code block, and an answer without one gets ``config.invalid_penalty``.
     ``await reward.acall(...)`` runs it from an async context (the sandbox work in a thread).
     """
 
@@ -115,7 +120,7 @@ class CodeReward:
 
     def __init__(self, problems, config: RewardConfig | None = None, reward_tests: str = "public", sandbox=None,
                  template: str = "pseudocode", time_limit_base_s: float = 2.0, time_limit_factor: float = 4.0,
-                 max_step_chars: int = 4000):
+                 max_step_chars: int = 4000, completion_format: str = "step"):
         from .limits import TimeLimits
         from .prompts import load_template
 
@@ -126,6 +131,9 @@ class CodeReward:
         self.sandbox, self.template = sandbox, load_template(template)
         self.limits = TimeLimits(time_limit_base_s, time_limit_factor)
         self.max_step_chars = max_step_chars
+        if completion_format not in COMPLETION_FORMATS:
+            raise ValueError("completion_format must be one of %s" % ", ".join(COMPLETION_FORMATS))
+        self.completion_format = completion_format
 
     def code_of(self, completion) -> str | None:
         """The program of a completion: a whole translate step, or what the model wrote after the
@@ -134,6 +142,11 @@ class CodeReward:
         from .envs.steps import StepParseError, parse_step
 
         text = completion[-1]["content"] if isinstance(completion, list) else completion
+        if self.completion_format == "fenced":
+            block = _FENCED.search(text)
+            if block is None:
+                return None
+            text = "[translate]\n```python\n%s```" % block.group(1)
         action = text if _STEP_HEADER.match(text) else self.template.action("translate", text)
         if len(action) > self.max_step_chars:
             return None

@@ -57,3 +57,55 @@ def test_an_evaluation_split_is_refused(monkeypatch, mbpp_dir):
             compute_score("codegym", RIGHT, "MBPP/511")
     finally:
         reward_for.cache_clear()
+
+
+def test_engines_score_free_chat_answers_on_their_first_fenced_block(starter, monkeypatch):
+    from codegym.integrations import reward_for
+    from codegym.integrations.verl_reward import compute_score
+
+    code = RIGHT.split("```python\n", 1)[1].split("```")[0]
+    assert compute_score("codegym", "Use math.gcd.\n```python\n%s```\nThat is all." % code, "starter/gcd") == 1.0
+    assert compute_score("codegym", "```py\n%s```" % code, "starter/gcd") == 1.0
+    assert compute_score("codegym", "```python\ndef gcd(a, b):\n    return a\n```", "starter/gcd") == 0.0
+    assert compute_score("codegym", code, "starter/gcd") == -0.1  # no code block: the invalid-action penalty
+    monkeypatch.setenv("CODEGYM_COMPLETIONS", "step")  # codegym's own step format instead
+    reward_for.cache_clear()
+    assert compute_score("codegym", code, "starter/gcd") == 1.0  # the text after the translate prefix
+
+
+def test_export_rl_writes_prompts_whose_rows_the_reward_scores(tmp_path, mbpp_dir, monkeypatch):
+    import json
+
+    from codegym.cli import main
+    from codegym.datasets import load_dataset
+    from codegym.integrations import reward_for
+    from codegym.integrations.verl_reward import compute_score
+
+    out = tmp_path / "train.jsonl"
+    assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    dataset = load_dataset("mbpp", data_path=str(mbpp_dir), split="train")
+    assert [r["problem_id"] for r in rows] == [p.id for p in dataset.problems]
+    first, key = dataset.problems[0], dataset.answer_keys[dataset.problems[0].id]
+    prompt = "\n".join(m["content"] for m in rows[0]["prompt"])
+    assert first.statement.strip() in prompt and "```python" in prompt
+    public = {t.source for t in first.public_tests}
+    assert public and all(t in prompt for t in public)
+    assert not any(t.source in prompt for t in key.hidden_tests if t.source not in public)  # public tests only
+    monkeypatch.setenv("CODEGYM_DATA_PATH", str(mbpp_dir))
+    monkeypatch.setenv("CODEGYM_SPLIT", "train")
+    reward_for.cache_clear()
+    try:
+        answer = "```python\n%s\n```" % key.reference_solutions[0]
+        assert compute_score("codegym", answer, rows[0]["reward_model"]["ground_truth"]) == 1.0
+    finally:
+        reward_for.cache_clear()
+    parquet = tmp_path / "train.parquet"
+    assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--out", str(parquet)]) == 0
+    pytest.importorskip("datasets")
+    from datasets import Dataset
+
+    assert Dataset.from_parquet(str(parquet))[0]["reward_model"] == {"style": "rule", "ground_truth": first.id}
+    assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--split", "validation",
+                 "--out", str(tmp_path / "val.jsonl")]) == 2  # an evaluation split is refused
+    assert not (tmp_path / "val.jsonl").exists()

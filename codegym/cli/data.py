@@ -18,6 +18,14 @@ def register(sub) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     dataset_args(show)
 
+    export = add_command(actions, "export-rl", _datasets_export_rl,
+                         "a training split's prompts for verl or OpenRLHF (their rows name the problem the reward scores)")
+    export.add_argument("--env", default="CodeGym/MBPP-v0", help="a registered environment id")
+    export.add_argument("--template", default="direct", help="the prompt template whose translate request is the prompt")
+    export.add_argument("--out", required=True, help="a .parquet (verl) or .jsonl (OpenRLHF) file")
+    export.add_argument("--data-path", default=None, help="data file or folder; none: the environment's default")
+    export.add_argument("--split", default="train", help="a split marked for training (default: train)")
+
     env = add_command(sub, "env", None, "check the Gymnasium environments")
     env_actions = env.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = add_command(env_actions, "check", _env_check, "run gymnasium's env checker and a scripted episode "
@@ -58,6 +66,28 @@ def _datasets_show(args: argparse.Namespace) -> int:
                "skipped_records": len(dataset.skipped), "dropped_public_tests": len(dataset.dropped_tests),
                "first_ids": [p.id for p in dataset.problems[:5]]}
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _datasets_export_rl(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from ..integrations import rl_prompt_rows, training_problems
+
+    out = Path(args.out)
+    if out.suffix not in (".parquet", ".jsonl"):
+        raise ValueError("--out must end in .parquet or .jsonl")
+    problems = training_problems(args.env, args.data_path, args.split, os.environ.get("CODEGYM_MARK_TRAINING") == "1")
+    rows = rl_prompt_rows(problems, args.template)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        from datasets import Dataset
+
+        Dataset.from_list(rows).to_parquet(str(out))
+    else:
+        out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    print(json.dumps({"rows": len(rows), "out": str(out), "template": args.template}))
     return 0
 
 
