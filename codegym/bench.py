@@ -92,6 +92,8 @@ class BenchConfig:
     time_limit_factor: float = 4.0
 
     def __post_init__(self) -> None:
+        if self.generated_tests is not None:  # Ray workers elsewhere resolve it against their own directory
+            self.generated_tests = str(Path(self.generated_tests).resolve())
         if isinstance(self.agents, (list, tuple)):
             from agents import parse_agent_spec
 

@@ -94,8 +94,34 @@ def reward_test_sets(problem, reward_tests: str) -> dict[str, list]:
 
 
 _STEP_HEADER = re.compile(r"\s*\[(define|refine|translate)\]", re.IGNORECASE)
-_FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_FENCE_LINE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([^`\s]*)[^`]*$")
+PYTHON_TAGS = ("", "python", "python3", "py")
 COMPLETION_FORMATS = ("step", "fenced")
+
+
+def first_python_block(text: str) -> str | None:
+    """The first fenced block of a chat answer tagged as Python (or untagged), as Markdown reads
+    fences: at the start of a line, closed by a fence of the same character at least as long, or
+    by the end of the text (a cut-off answer); None without one."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    index = 0
+    while index < len(lines):
+        opening = _FENCE_LINE.match(lines[index])
+        index += 1
+        if opening is None:
+            continue
+        fence, tag = opening.group(1), opening.group(2).lower()
+        body = []
+        while index < len(lines):
+            closing = _FENCE_LINE.match(lines[index])
+            if closing and not closing.group(2) and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence):
+                break
+            body.append(lines[index])
+            index += 1
+        index += 1
+        if tag in PYTHON_TAGS:
+            return "\n".join(body) + "\n"
+    return None
 
 
 class CodeReward:
@@ -112,7 +138,8 @@ class CodeReward:
     ``config.invalid_penalty``, as the environment gives for an invalid action.
     ``completion_format="fenced"`` reads free chat answers instead (what an RL engine's rollouts are,
     prompted by :func:`codegym.integrations.rl_prompt_rows`): the program is the answer's first
-    fenced code block, and an answer without one gets ``config.invalid_penalty``.
+    Python (or untagged) fenced block (:func:`first_python_block`), and an answer without one gets
+    ``config.invalid_penalty``.
     ``await reward.acall(...)`` runs it from an async context (the sandbox work in a thread).
     """
 
@@ -142,11 +169,9 @@ class CodeReward:
         from .envs.steps import StepParseError, parse_step
 
         text = completion[-1]["content"] if isinstance(completion, list) else completion
-        if self.completion_format == "fenced":
-            block = _FENCED.search(text)
-            if block is None:
-                return None
-            text = "[translate]\n```python\n%s```" % block.group(1)
+        if self.completion_format == "fenced":  # the block as written, whatever it contains
+            block = first_python_block(text)
+            return block if block is not None and block.strip() and len(block) <= self.max_step_chars else None
         action = text if _STEP_HEADER.match(text) else self.template.action("translate", text)
         if len(action) > self.max_step_chars:
             return None

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 STEPS = ("tests", "search", "labels", "prm", "policy", "eval", "report")
+# Fields added after runs were written without them, and the value such a run behaved as.
+BEFORE_FIELDS = {"prm_eval_sample": None}
 
 
 @dataclass
@@ -52,6 +54,7 @@ class SelfPlayConfig:
     model: str = "smollm2"  # round 0's policy: a transformers folder, or smollm2 (the embedded weights)
     tcg: str | None = None  # a TCG model spec (smollm2, ct2:PATH, ...) writing reward tests each round; None: public only
     tcg_count: int = 8  # tests asked per problem
+    tcg_temperature: float = 0.8  # above 0 each round samples new tests (seeded by the round); 0: the same every round
     search_budget: int = 1000
     search_value: str = "rollout"  # MCTS value in search: "rollout", or "prm" (round r-1's PRM)
     eval_budget: int = 1000
@@ -82,6 +85,8 @@ class SelfPlayConfig:
             raise ValueError("prm_steps, sft_steps and tcg_count must be at least 1, dpo_steps and grpo_steps at least 0")
         if self.grpo_episodes < 2:
             raise ValueError("grpo_episodes must be at least 2 (a GRPO group)")
+        if self.tcg_temperature < 0:
+            raise ValueError("tcg_temperature must be at least 0")
         if self.prm_eval_sample is not None and self.prm_eval_sample < 1:
             raise ValueError("prm_eval_sample must be at least 1 (None: every step)")
 
@@ -114,20 +119,26 @@ class SelfPlay:
 
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "config.json"
-        mine, defaults = asdict(self.config), asdict(SelfPlayConfig())
-        if path.exists():
-            theirs = json.loads(path.read_text())["config"]
-            # a field added since that run was written holds its default there
-            changed = sorted(k for k in mine if k not in ("rounds",) and theirs.get(k, defaults[k]) != mine[k])
-            if changed:
-                raise ValueError("%s holds a self-play run with other settings (%s); use another --out"
-                                 % (self.out, ", ".join(changed)))
+        self.check_stored_config(path)
         self.check_splits()
-        _write_json(path, {"config": mine, "run": run_metadata()})
+        _write_json(path, {"config": asdict(self.config), "run": run_metadata()})
         for round_index in range(self.config.rounds):
             for step in STEPS:
                 self._step(round_index, step)
         return self.metrics()
+
+    def check_stored_config(self, path: Path) -> None:
+        """One output folder holds one configuration: only ``rounds`` may change on a rerun."""
+        if not path.exists():
+            return
+        mine, defaults = asdict(self.config), asdict(SelfPlayConfig())
+        stored = json.loads(path.read_text())["config"]
+        # a field added since that run was written: what the run behaved as
+        theirs = {k: stored.get(k, BEFORE_FIELDS.get(k, defaults[k])) for k in mine}
+        changed = sorted(k for k in mine if k != "rounds" and theirs[k] != mine[k])
+        if changed:
+            raise ValueError("%s holds a self-play run with other settings (%s); rerun with those or use another --out"
+                             % (self.out, ", ".join("%s=%r, not %r" % (k, theirs[k], mine[k]) for k in changed)))
 
     def check_splits(self) -> None:
         """Before any work: search and training on a training split, evaluation on another."""
@@ -202,7 +213,8 @@ class SelfPlay:
         from .tcg import LLMTestCaseGenerator, generate_test_file
 
         problems = [p for p in self.train_problems() if p.kind == "function"]
-        generator = LLMTestCaseGenerator(self.backend or load(c.tcg), count=c.tcg_count, seed=c.seed + round_index)
+        generator = LLMTestCaseGenerator(self.backend or load(c.tcg), count=c.tcg_count, temperature=c.tcg_temperature,
+                                         seed=c.seed + round_index)
         return generate_test_file(generator, problems, self.round_dir(round_index) / "tests.jsonl", progress=self.progress)
 
     def _bench(self, round_index: int, name: str, split: str | None, problems: int | None, agents: dict,

@@ -55,6 +55,9 @@ def test_an_evaluation_split_is_refused(monkeypatch, mbpp_dir):
     try:
         with pytest.raises(ValueError, match="not a training split"):
             compute_score("codegym", RIGHT, "MBPP/511")
+        monkeypatch.setenv("CODEGYM_MARK_TRAINING", "1")  # marking is for custom data only
+        with pytest.raises(ValueError, match="splits of its own"):
+            compute_score("codegym", RIGHT, "MBPP/511")
     finally:
         reward_for.cache_clear()
 
@@ -68,6 +71,10 @@ def test_engines_score_free_chat_answers_on_their_first_fenced_block(starter, mo
     assert compute_score("codegym", "```py\n%s```" % code, "starter/gcd") == 1.0
     assert compute_score("codegym", "```python\ndef gcd(a, b):\n    return a\n```", "starter/gcd") == 0.0
     assert compute_score("codegym", code, "starter/gcd") == -0.1  # no code block: the invalid-action penalty
+    # Markdown's reading: another language's block first, CRLF, a cut-off answer
+    assert compute_score("codegym", "```bash\npip install x\n```\nThen:\n```python\n%s```" % code, "starter/gcd") == 1.0
+    assert compute_score("codegym", ("Code:\n```python\n%s```" % code).replace("\n", "\r\n"), "starter/gcd") == 1.0
+    assert compute_score("codegym", "```python\n%s" % code, "starter/gcd") == 1.0
     monkeypatch.setenv("CODEGYM_COMPLETIONS", "step")  # codegym's own step format instead
     reward_for.cache_clear()
     assert compute_score("codegym", code, "starter/gcd") == 1.0  # the text after the translate prefix
@@ -106,6 +113,7 @@ def test_export_rl_writes_prompts_whose_rows_the_reward_scores(tmp_path, mbpp_di
     from datasets import Dataset
 
     assert Dataset.from_parquet(str(parquet))[0]["reward_model"] == {"style": "rule", "ground_truth": first.id}
-    assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--split", "validation",
-                 "--out", str(tmp_path / "val.jsonl")]) == 2  # an evaluation split is refused
+    for marks in ([], ["--mark-training"]):  # an evaluation split is refused, marked or not
+        assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--split", "validation",
+                     "--out", str(tmp_path / "val.jsonl"), *marks]) == 2
     assert not (tmp_path / "val.jsonl").exists()

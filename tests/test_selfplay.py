@@ -86,8 +86,14 @@ def test_one_output_folder_holds_one_configuration(tmp_path):
 
     config = SelfPlayConfig(out=str(tmp_path), rounds=1)
     _write_json(tmp_path / "config.json", {"config": {**config.__dict__, "search_budget": 5}})
-    with pytest.raises(ValueError, match="other settings .*search_budget"):
+    with pytest.raises(ValueError, match="other settings .*search_budget=5, not 1000"):
         SelfPlay(config).run()
+    # a run written before prm_eval_sample existed scored every step: it resumes with None only
+    older = {k: v for k, v in config.__dict__.items() if k != "prm_eval_sample"}
+    _write_json(tmp_path / "config.json", {"config": older})
+    with pytest.raises(ValueError, match="prm_eval_sample=None, not 200"):
+        SelfPlay(config).check_stored_config(tmp_path / "config.json")
+    SelfPlay(SelfPlayConfig(out=str(tmp_path), rounds=3, prm_eval_sample=None)).check_stored_config(tmp_path / "config.json")
     assert main(["selfplay", "--out", str(tmp_path), "--rounds", "0"]) == 2
 
 

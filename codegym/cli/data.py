@@ -25,6 +25,8 @@ def register(sub) -> None:
     export.add_argument("--out", required=True, help="a .parquet (verl) or .jsonl (OpenRLHF) file")
     export.add_argument("--data-path", default=None, help="data file or folder; none: the environment's default")
     export.add_argument("--split", default="train", help="a split marked for training (default: train)")
+    export.add_argument("--mark-training", action="store_true",
+                        help="mark custom data (CodeGym/Custom-v0, CodeGym/Starter-v0) for training (default: off)")
 
     env = add_command(sub, "env", None, "check the Gymnasium environments")
     env_actions = env.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -70,7 +72,6 @@ def _datasets_show(args: argparse.Namespace) -> int:
 
 
 def _datasets_export_rl(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
     from ..integrations import rl_prompt_rows, training_problems
@@ -78,7 +79,7 @@ def _datasets_export_rl(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".parquet", ".jsonl"):
         raise ValueError("--out must end in .parquet or .jsonl")
-    problems = training_problems(args.env, args.data_path, args.split, os.environ.get("CODEGYM_MARK_TRAINING") == "1")
+    problems = training_problems(args.env, args.data_path, args.split, args.mark_training)
     rows = rl_prompt_rows(problems, args.template)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
