@@ -221,9 +221,11 @@ class SelfPlay:
                budget: int, policy: str, prm: str | None, training: bool) -> dict:
         from .bench import BenchConfig, run_bench
 
+        # search samples afresh each round; the evaluation is one fixed protocol, so rounds pair up item by item
         rewards = self.reward_options(round_index) if training else {}
+        seed = self.config.seed + (round_index if training else 0)
         config = BenchConfig(**rewards, env=self.config.env, data_path=self.config.data_path, split=split, agents=agents,
-                             policy=policy, budget_tokens=[budget], limit=problems, seeds=[self.config.seed + round_index],
+                             policy=policy, budget_tokens=[budget], limit=problems, seeds=[seed],
                              out=str(self.round_dir(round_index) / name), aspr_samples=0, parallel=self.config.parallel,
                              ray=self.config.ray if training else None, prm=prm, cache=False)
         return run_bench(config, progress=self.progress, backend=self.backend)

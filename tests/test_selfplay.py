@@ -80,6 +80,21 @@ def test_round_r_searches_with_round_r_minus_1_models(tmp_path, monkeypatch):
     assert seen["agents"]["search"]["value"] == "rollout" and seen["prm"] is None  # no PRM before round 1
 
 
+
+def test_search_seeds_change_by_round_and_the_evaluation_protocol_does_not(tmp_path, monkeypatch):
+    from codegym.selfplay import SelfPlay, SelfPlayConfig, _write_json
+
+    loop = SelfPlay(SelfPlayConfig(out=str(tmp_path), seed=3), progress=False, log=lambda *_: None)
+    configs = []
+    monkeypatch.setattr("codegym.bench.run_bench", lambda config, **_: configs.append(config))
+    for round_index in (0, 1):
+        (tmp_path / ("round-%d" % round_index)).mkdir()
+        _write_json(tmp_path / ("round-%d" % round_index) / "tests.json", {"skipped": "no tcg"})
+        for training in (True, False):
+            loop._bench(round_index, "x", "train", 2, {"g": {"agent": "greedy"}}, 100, "smollm2", None, training)
+    assert [c.seeds for c in configs] == [[3], [3], [4], [3]]  # search 3, 4; evaluation 3 in every round
+
+
 def test_one_output_folder_holds_one_configuration(tmp_path):
     from codegym.cli import main
     from codegym.selfplay import SelfPlay, SelfPlayConfig, _write_json
