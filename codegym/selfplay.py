@@ -125,7 +125,10 @@ class SelfPlay:
         for round_index in range(self.config.rounds):
             for step in STEPS:
                 self._step(round_index, step)
-        return self.metrics()
+        metrics = self.metrics()  # rewritten on every run, so a resumed run's report is current
+        _write_json(self.out / "metrics.json", metrics)
+        self.plot(metrics)
+        return metrics
 
     def check_stored_config(self, path: Path) -> None:
         """One output folder holds one configuration: only ``rounds`` may change on a rerun."""
@@ -364,10 +367,16 @@ class SelfPlay:
             evaluation = self.done(round_index, "eval")
             minutes = {step: self.done(round_index, step)["minutes"] for step in STEPS
                        if (folder / ("%s.json" % step)).exists()}
-            rounds.append({"round": round_index, "policy": evaluation["policy"],
-                           "greedy_pass@1": evaluation.get("greedy", {}).get("pass@1"),
-                           "mcts_pass@1": evaluation.get("mcts", {}).get("pass@1"),
-                           "prm_auc": evaluation.get("prm_auc"), "minutes": minutes})
+            row = {"round": round_index, "policy": evaluation["policy"]}
+            for agent in ("greedy", "mcts"):
+                scored = evaluation.get(agent, {})
+                row.update({"%s_pass@1" % agent: scored.get("pass@1"), "%s_pass@1_ci" % agent: scored.get("pass@1_ci"),
+                            "%s_tokens" % agent: scored.get("mean_generated_tokens")})
+            policy = self.done(round_index, "policy")
+            row.update(prm_auc=evaluation.get("prm_auc"), prm_auc_ci=evaluation.get("prm_auc_ci"),
+                       search_pass_train=self.done(round_index, "search").get("hidden_pass@1_train"),
+                       sft_rows=policy.get("sft_rows"), minutes=minutes)
+            rounds.append(row)
         return {"out": str(self.out), "rounds": rounds}
 
     def plot(self, metrics: dict) -> None:
@@ -381,14 +390,23 @@ class SelfPlay:
             return
         xs = [r["round"] for r in rounds]
         figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+        def with_errors(axis, key: str, label: str | None = None) -> None:
+            """Points with their 95% intervals as error bars (none where a round has no interval)."""
+            nan = float("nan")
+            ys = [r.get(key) if r.get(key) is not None else nan for r in rounds]
+            bounds = [r.get(key + "_ci") or (y, y) for r, y in zip(rounds, ys)]
+            errors = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, bounds)], [max(0.0, hi - y) for y, (_, hi) in zip(ys, bounds)]]
+            axis.errorbar(xs, ys, yerr=errors, marker="o", capsize=4, label=label)
+
         for key, label in (("greedy_pass@1", "greedy"), ("mcts_pass@1", "MCTS")):
-            ys = [r[key] for r in rounds]
-            if any(y is not None for y in ys):
-                left.plot(xs, [y if y is not None else float("nan") for y in ys], marker="o", label=label)
-        left.set(xlabel="round", ylabel="validation pass@1 (hidden tests)", title="policy")
+            if any(r.get(key) is not None for r in rounds):
+                with_errors(left, key, label)
+        left.set(xlabel="round", ylabel="validation pass@1 (hidden tests)", title="policy (95% CI)")
+        left.set_xticks(xs)
         left.legend()
-        right.plot(xs, [r["prm_auc"] if r["prm_auc"] is not None else float("nan") for r in rounds], marker="o")
-        right.set(xlabel="round", ylabel="step AUC", title="PRM")
+        with_errors(right, "prm_auc")
+        right.set_xticks(xs)
+        right.set(xlabel="round", ylabel="step AUC", title="PRM (95% CI)")
         figure.tight_layout()
         figure.savefig(self.out / "metrics.png", dpi=100)
         plt.close(figure)

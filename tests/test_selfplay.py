@@ -181,3 +181,27 @@ def test_tcg_tests_labelled_by_the_reference_become_the_search_and_grpo_reward_t
     # without a TCG the step says so and search rewards on the public tests
     plain = SelfPlay(SelfPlayConfig(out=str(tmp_path / "plain")), progress=False, log=lambda *_: None)
     assert "skipped" in plain._step(0, "tests") and plain.reward_options(0) == {}
+
+
+def test_metrics_carry_intervals_and_the_plot_draws_them(tmp_path):
+    from codegym.selfplay import STEPS, SelfPlay, SelfPlayConfig, _write_json
+
+    loop = SelfPlay(SelfPlayConfig(out=str(tmp_path), rounds=3), progress=False, log=lambda *_: None)
+    for round_index, (greedy, mcts) in enumerate(((0.03, 0.08), (0.05, 0.1))):
+        folder = tmp_path / ("round-%d" % round_index)
+        folder.mkdir()
+        for step in STEPS:
+            _write_json(folder / ("%s.json" % step), {"minutes": 1.0 + round_index})
+        _write_json(folder / "search.json", {"minutes": 2.0, "hidden_pass@1_train": 0.2})
+        _write_json(folder / "policy.json", {"minutes": 3.0, "sft_rows": 10 + round_index, "spec": "ct2:P"})
+        _write_json(folder / "eval.json", {"minutes": 4.0, "policy": "ct2:P", "prm_auc": 0.6, "prm_auc_ci": [0.5, 0.7],
+                                           "greedy": {"pass@1": greedy, "pass@1_ci": [0.01, 0.1], "mean_generated_tokens": 300},
+                                           "mcts": {"pass@1": mcts, "pass@1_ci": [0.04, 0.2], "mean_generated_tokens": 990}})
+    metrics = loop.metrics()
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1]  # round 2 has no evaluation yet
+    first = metrics["rounds"][0]
+    assert (first["greedy_pass@1"], first["greedy_pass@1_ci"], first["mcts_pass@1_ci"]) == (0.03, [0.01, 0.1], [0.04, 0.2])
+    assert (first["prm_auc_ci"], first["sft_rows"], first["search_pass_train"]) == ([0.5, 0.7], 10, 0.2)
+    assert first["minutes"]["eval"] == 4.0 and metrics["rounds"][1]["minutes"]["labels"] == 2.0
+    loop.plot(metrics)
+    assert (tmp_path / "metrics.png").stat().st_size > 10_000
