@@ -24,9 +24,9 @@ def register(sub) -> None:
     export.add_argument("--template", default="direct", help="the prompt template whose translate request is the prompt")
     export.add_argument("--out", required=True, help="a .parquet (verl) or .jsonl (OpenRLHF) file")
     export.add_argument("--data-path", default=None, help="data file or folder; none: the environment's default")
-    export.add_argument("--split", default="train", help="a split marked for training (default: train)")
+    export.add_argument("--split", default="train", help="a split marked for training")
     export.add_argument("--mark-training", action="store_true",
-                        help="mark custom data (CodeGym/Custom-v0, CodeGym/Starter-v0) for training (default: off)")
+                        help="mark custom data (CodeGym/Custom-v0, CodeGym/Starter-v0) for training")
 
     env = add_command(sub, "env", None, "check the Gymnasium environments")
     env_actions = env.add_subparsers(dest="action", required=True, metavar="ACTION")
