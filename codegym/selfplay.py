@@ -125,10 +125,7 @@ class SelfPlay:
         for round_index in range(self.config.rounds):
             for step in STEPS:
                 self._step(round_index, step)
-        metrics = self.metrics()  # rewritten on every run, so a resumed run's report is current
-        _write_json(self.out / "metrics.json", metrics)
-        self.plot(metrics)
-        return metrics
+        return self.write_metrics()  # on every run, so a resumed run's report is current
 
     def check_stored_config(self, path: Path) -> None:
         """One output folder holds one configuration: only ``rounds`` may change on a rerun."""
@@ -148,20 +145,15 @@ class SelfPlay:
         c = self.config
         if c.train_split == c.eval_split:
             raise ValueError("the evaluation split must differ from the training split (both %r)" % c.train_split)
-        train = self.train_problems(all_problems=True)
-        evaluation = [p.id for p in train if not p.training]
-        if evaluation:
-            raise ValueError("%s split %r is not a training split (first problem %s): self-play trains on one"
-                             % (c.env, c.train_split, evaluation[0]))
+        self.train_problems()
 
-    def train_problems(self, all_problems: bool = False) -> list:
-        """The training split's problems (with their references), the first ``train_problems``."""
-        from .envs import env_dataset
+    def train_problems(self) -> list:
+        """The training split's problems (with their references), the first ``train_problems``; an
+        evaluation split is refused."""
+        from .envs import training_problems
 
         c = self.config
-        options = {"data_path": c.data_path} if c.data_path else {}
-        problems = env_dataset(c.env, split=c.train_split, **options).problems
-        return problems if all_problems or c.train_problems is None else problems[: c.train_problems]
+        return training_problems(c.env, c.data_path, c.train_split)[: c.train_problems]
 
     def _step(self, round_index: int, step: str) -> dict:
         folder = self.round_dir(round_index)
@@ -350,14 +342,19 @@ class SelfPlay:
         return result
 
     def report(self, round_index: int) -> dict:
-        metrics = self.metrics()
-        _write_json(self.out / "metrics.json", metrics)
-        self.plot(metrics)
+        metrics = self.write_metrics()
         current = metrics["rounds"][-1]
         self.log("selfplay: round %d: %s" % (round_index, json.dumps(current)))
         return {"metrics": str(self.out / "metrics.json")}
 
     # -- metrics ------------------------------------------------------------------------------------------
+    def write_metrics(self) -> dict:
+        """``metrics.json`` and ``metrics.png`` from the rounds evaluated so far."""
+        metrics = self.metrics()
+        _write_json(self.out / "metrics.json", metrics)
+        self.plot(metrics)
+        return metrics
+
     def metrics(self) -> dict:
         rounds = []
         for round_index in range(self.config.rounds):

@@ -74,7 +74,8 @@ def _datasets_show(args: argparse.Namespace) -> int:
 def _datasets_export_rl(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..integrations import rl_prompt_rows, training_problems
+    from ..envs import training_problems
+    from ..integrations import rl_prompt_rows
 
     out = Path(args.out)
     if out.suffix not in (".parquet", ".jsonl"):

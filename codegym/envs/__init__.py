@@ -53,6 +53,26 @@ def env_dataset(env_id: str, **options: Any) -> Dataset:
     return load_dataset(settings.get("dataset", "starter"), **{k: settings[k] for k in _DATASET_OPTIONS if k in settings})
 
 
+# Only data without splits of its own may be marked for training: MBPP has training splits, and
+# HumanEval is an evaluation set.
+MARKABLE_ENVS = ("CodeGym/Custom-v0", "CodeGym/Starter-v0")
+
+
+def training_problems(env: str, data_path: str | None, split: str | None, mark_training: bool = False) -> list:
+    """A training split's problems (self-play, the RL-engine adapters, ``export-rl``); an evaluation
+    split is refused, and so is marking the data of an environment with splits of its own."""
+    if mark_training and env not in MARKABLE_ENVS:
+        raise ValueError("%s has splits of its own: marking for training is only for custom data (%s)"
+                         % (env, ", ".join(MARKABLE_ENVS)))
+    options = {k: v for k, v in (("data_path", data_path), ("split", split)) if v}
+    problems = env_dataset(env, **options, **({"training": True} if mark_training else {})).problems
+    evaluation = [p.id for p in problems if not p.training]
+    if evaluation:
+        raise ValueError("%s split %r is not a training split (%d problems, first %s): training needs one"
+                         % (env, split, len(evaluation), evaluation[0]))
+    return problems
+
+
 def make_with_judge(env_id: str, sandbox: Sandbox | None = None, **kwargs: Any) -> tuple[gym.Env, Judge]:
     """``gym.make(env_id, **kwargs)`` and, apart from it, the judge of its problems' final answers:
     the dataset loads once, the environment gets its public problems, the judge its answer keys.
@@ -65,5 +85,5 @@ def make_with_judge(env_id: str, sandbox: Sandbox | None = None, **kwargs: Any) 
 
 
 __all__ = ["ENV_IDS", "STEP_KINDS", "CodeReasoningEnv", "Step", "StepParseError", "extract_code", "format_step",
-           "env_dataset", "env_spec", "format_trajectory", "make_with_judge", "parse_step", "register_envs",
+           "env_dataset", "env_spec", "training_problems", "format_trajectory", "make_with_judge", "parse_step", "register_envs",
            "render_problem"]

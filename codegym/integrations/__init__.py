@@ -17,32 +17,12 @@ from __future__ import annotations
 import os
 from functools import cache
 
-# Only data without splits of its own may be marked for training: MBPP has training splits, and
-# HumanEval is an evaluation set.
-MARKABLE_ENVS = ("CodeGym/Custom-v0", "CodeGym/Starter-v0")
-
-
-def training_problems(env: str, data_path: str | None, split: str | None, mark_training: bool = False) -> list:
-    """A training split's public problems; an evaluation split is refused, and so is marking the
-    data of an environment with evaluation splits of its own."""
-    from ..envs import env_dataset
-
-    if mark_training and env not in MARKABLE_ENVS:
-        raise ValueError("%s has splits of its own: marking for training is only for custom data (%s)"
-                         % (env, ", ".join(MARKABLE_ENVS)))
-    options = {k: v for k, v in (("data_path", data_path), ("split", split)) if v}
-    problems = env_dataset(env, **options, **({"training": True} if mark_training else {})).problems
-    evaluation = [p.id for p in problems if not p.training]
-    if evaluation:
-        raise ValueError("%s split %r is not a training split (%d problems, first %s): RL engines train on one"
-                         % (env, split, len(evaluation), evaluation[0]))
-    return problems
-
 
 @cache
 def reward_for(env: str, data_path: str | None, split: str | None, reward_tests: str, mark_training: bool = False,
                completion_format: str = "fenced"):
     """The CodeReward of a training split's problems (an evaluation split is refused)."""
+    from ..envs import training_problems
     from ..rewards import CodeReward
 
     return CodeReward(training_problems(env, data_path, split, mark_training), reward_tests=reward_tests,
