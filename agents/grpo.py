@@ -213,13 +213,9 @@ def make_training_env(config: GRPOTrainConfig):
     """The environment of a GRPO run: a training split's public problems, its reward tests."""
     import gymnasium as gym
 
-    from codegym.envs import env_dataset
+    from codegym.envs import training_problems
 
-    options = {k: v for k, v in (("data_path", config.data_path), ("split", config.split),
-                                 ("training", config.training)) if v is not None}
-    problems = [p for p in env_dataset(config.env, **options).problems if p.training]
-    if not problems:
-        raise ValueError("%s %s is not a training split: GRPO trains on one (e.g. MBPP train)" % (config.env, config.split))
+    problems = training_problems(config.env, config.data_path, config.split, mark_training=bool(config.training))
     if config.solved_in:
         from .policy_data import solved_problem_ids
 

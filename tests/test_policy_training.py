@@ -168,6 +168,17 @@ def _grpo_config(tiny, tmp_path, **overrides):
     return GRPOTrainConfig(**{**options, **overrides})
 
 
+def test_grpo_trains_only_on_a_training_split(tiny, tmp_path, mbpp_dir):
+    """MBPP validation, MBPP marked for training, and unmarked custom data are all refused."""
+    from agents.grpo import make_training_env
+
+    for overrides in (dict(env="CodeGym/MBPP-v0", data_path=str(mbpp_dir), split="validation", training=None),
+                      dict(env="CodeGym/MBPP-v0", data_path=str(mbpp_dir), split="validation", training=True),
+                      dict(training=None)):
+        with pytest.raises(ValueError, match="not a training split|splits of its own"):
+            make_training_env(_grpo_config(tiny, tmp_path, **overrides))
+
+
 def test_episode_rollout_plays_define_then_translate_with_the_environments_prompts(tiny, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
