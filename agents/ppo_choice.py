@@ -191,16 +191,19 @@ class PPOChoiceConfig:
 
 def make_choice_env(config: PPOChoiceConfig, policy=None, featurizer=None, split: str | None = None,
                     training: bool | None = None, problems: int | None = None, cache: bool = True) -> CandidateChoice:
-    """The candidate-choice environment over a split's first ``problems`` problems."""
-    from codegym.envs import env_dataset
+    """The candidate-choice environment over a split's first ``problems`` problems: the config's
+    training split (refused unless it is one), or another ``split`` to evaluate on."""
+    from codegym.envs import env_dataset, training_problems
     from codegym.llm import load
     from codegym.policy import StepPolicy
 
     if split is None:
-        split, training = config.split, config.training if training is None else training
-    options = {k: v for k, v in (("data_path", config.data_path), ("split", split), ("training", training))
-               if v is not None}
-    chosen = env_dataset(config.env, **options).problems
+        split = config.split
+        chosen = training_problems(config.env, config.data_path, split, mark_training=bool(config.training))
+    else:
+        options = {k: v for k, v in (("data_path", config.data_path), ("split", split), ("training", training))
+                   if v is not None}
+        chosen = env_dataset(config.env, **options).problems
     if config.solved_in and split == config.split:
         from .policy_data import solved_problem_ids
 

@@ -179,6 +179,20 @@ def test_grpo_trains_only_on_a_training_split(tiny, tmp_path, mbpp_dir):
             make_training_env(_grpo_config(tiny, tmp_path, **overrides))
 
 
+def test_ppo_choice_trains_only_on_a_training_split(tmp_path, mbpp_dir, capsys):
+    from agents.ppo_choice import PPOChoiceConfig, make_choice_env
+    from codegym.cli import main
+
+    for training in (None, True):
+        config = PPOChoiceConfig(out=str(tmp_path / "ppo"), env="CodeGym/MBPP-v0", data_path=str(mbpp_dir),
+                                 split="validation", training=training)
+        with pytest.raises(ValueError, match="not a training split|splits of its own"):
+            make_choice_env(config)
+    out = tmp_path / "never"
+    assert main(["train", "ppo-choice", "--data-path", str(mbpp_dir), "--split", "validation", "--out", str(out)]) == 2
+    assert "not a training split" in capsys.readouterr().err and not out.exists()
+
+
 def test_episode_rollout_plays_define_then_translate_with_the_environments_prompts(tiny, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
