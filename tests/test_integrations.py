@@ -4,6 +4,7 @@ codegym.rewards.CodeReward (the packages themselves do not install on CPU machin
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,81 @@ def test_export_rl_writes_prompts_whose_rows_the_reward_scores(tmp_path, mbpp_di
         assert main(["datasets", "export-rl", "--data-path", str(mbpp_dir), "--split", "validation",
                      "--out", str(tmp_path / "val.jsonl"), *marks]) == 2
     assert not (tmp_path / "val.jsonl").exists()
+
+
+def test_openrlhf_answers_are_cut_after_the_prompt_even_when_decoding_changed_it(starter):
+    """OpenRLHF decodes prompt and answer tokens together; a tokenizer's space clean-up can change the
+    prompt's text, and the prompt's own code block (the signature) must then not be what is scored."""
+    from codegym.integrations.openrlhf_reward import answer_in, reward_func
+
+    prompt = ("<|im_start|>user\nWrite gcd , like this:\n```python\ndef gcd(a, b):\n    return a\n```<|im_end|>\n"
+              "<|im_start|>assistant\n")
+    answer = "```python\nimport math\ndef gcd(a, b):\n    return math.gcd(a, b)\n```"
+    cleaned = prompt.replace("gcd ,", "gcd,") + answer + "<|im_end|>"  # the end-of-turn token is decoded too
+    assert answer_in(prompt + answer + "<|im_end|>", prompt) == answer_in(cleaned, prompt) == answer
+    assert reward_func([cleaned], [prompt], ["starter/gcd"])["rewards"].tolist() == [1.0]
+
+
+def _engine_command(program: str) -> list[str]:
+    """The README's command for an RL engine, as arguments (its $(...) and $VARS left as written)."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    command = re.search(r"^python -m %s .*?(?<!\\)$" % re.escape(program), readme, re.M | re.S).group(0)
+    return shlex.split(re.sub(r'\$\((?:[^()"]|"[^"]*")*\)', "PATH", command.replace("\\\n", " ")))[3:]
+
+
+def test_verl_loads_compute_score_from_the_readme_config_and_scores_through_its_reward_manager(starter, tmp_path):
+    """Against the real verl (skipped where it is not installed; it pins transformers < 5.11, so it
+    lives in its own environment: see the README). The README's overrides compose into verl's
+    trainer config, and verl's own loader and naive reward manager call ``compute_score``."""
+    pytest.importorskip("verl", reason="verl is not installed here (pip install verl==0.9.1 in its own environment)")
+    import numpy as np
+    import torch
+    import verl
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoTokenizer
+    from verl import DataProto
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    import codegym.integrations.verl_reward as module
+    from codegym.llm.embedded import prepare_embedded
+
+    overrides = [a.replace("PATH", module.__file__) for a in _engine_command("verl.trainer.main_ppo")]
+    config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        config = compose(config_name="ppo_trainer", overrides=overrides)
+    assert config.reward.custom_reward_function.path == module.__file__
+    tokenizer = AutoTokenizer.from_pretrained(prepare_embedded() / "hf")
+    manager = NaiveRewardManager(config, tokenizer, get_custom_reward_fn(config))
+    for answer, expected in ((RIGHT, 1.0), (WRONG, 0.0)):
+        ids = tokenizer(answer, return_tensors="pt").input_ids
+        data = DataProto.from_dict(
+            tensors={"responses": ids, "attention_mask": torch.ones_like(ids)},
+            non_tensors={"data_source": np.array(["codegym"], dtype=object),
+                         "reward_model": np.array([{"ground_truth": "starter/gcd"}], dtype=object),
+                         "extra_info": np.array([{}], dtype=object)})
+        assert manager.loop.run_until_complete(manager.run_single(data))["reward_score"] == expected
+
+
+def test_openrlhf_loads_reward_func_from_the_readme_flag_and_scores_through_its_executor(starter):
+    """Against the real OpenRLHF (skipped where it is not installed: it needs CUDA to build). Its
+    single-turn executor loads ``reward_func`` from the file the README passes as
+    ``--reward.remote_url`` and calls it as a rollout does."""
+    pytest.importorskip("openrlhf.utils.agent", reason="OpenRLHF is not installed here (it needs CUDA)")
+    import asyncio
+
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    import codegym.integrations.openrlhf_reward as module
+
+    command = _engine_command("openrlhf.cli.train_ppo_ray")
+    assert command[command.index("--reward.remote_url") + 1] == "PATH"
+    assert command[command.index("--data.label_key") + 1] == "problem_id"
+    executor = SingleTurnAgentExecutor(remote_rm_url=module.__file__)
+    prompt = "<|im_start|>user\nWrite gcd.<|im_end|>\n<|im_start|>assistant\n"
+    rewards = asyncio.run(executor._fetch_rewards_via_func([prompt + RIGHT, prompt + WRONG], [prompt] * 2,
+                                                           ["starter/gcd"] * 2))
+    assert [r["rewards"].tolist() for r in rewards] == [[1.0], [0.0]]
