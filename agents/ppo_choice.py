@@ -198,6 +198,9 @@ def make_choice_env(config: PPOChoiceConfig, policy=None, featurizer=None, split
     from codegym.policy import StepPolicy
 
     if split is None:
+        if training is not None:
+            raise ValueError("training= marks an evaluation split given as split=; the config's own split uses "
+                             "config.training")
         split = config.split
         chosen = training_problems(config.env, config.data_path, split, mark_training=bool(config.training))
     else:

@@ -130,7 +130,12 @@ def test_openrlhf_answers_are_cut_after_the_prompt_even_when_decoding_changed_it
     answer = "```python\nimport math\ndef gcd(a, b):\n    return math.gcd(a, b)\n```"
     cleaned = prompt.replace("gcd ,", "gcd,") + answer + "<|im_end|>"  # the end-of-turn token is decoded too
     assert answer_in(prompt + answer + "<|im_end|>", prompt) == answer_in(cleaned, prompt) == answer
+    for end in ("<|eot_id|>", "</s>", "<end_of_turn>\n", "<｜end▁of▁sentence｜>"):  # Llama 3, Mistral, Gemma, DeepSeek
+        assert answer_in(prompt + answer + end, prompt) == answer
     assert reward_func([cleaned], [prompt], ["starter/gcd"])["rewards"].tolist() == [1.0]
+    # a query that does not start with the prompt's text has no answer: the prompt's stub is never scored
+    assert answer_in("something else " + prompt + answer, prompt) == ""
+    assert reward_func(["x" + prompt + answer], [prompt], ["starter/gcd"])["rewards"].tolist() == [pytest.approx(-0.1)]
 
 
 def _engine_command(program: str) -> list[str]:
@@ -139,14 +144,16 @@ def _engine_command(program: str) -> list[str]:
     import shlex
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    command = re.search(r"^python -m %s .*?(?<!\\)$" % re.escape(program), readme, re.M | re.S).group(0)
+    found = re.search(r"^python -m %s .*?(?<!\\)$" % re.escape(program), readme, re.M | re.S)
+    assert found, "README.md has no `python -m %s` command" % program
+    command = found.group(0)
     return shlex.split(re.sub(r'\$\((?:[^()"]|"[^"]*")*\)', "PATH", command.replace("\\\n", " ")))[3:]
 
 
 def test_verl_loads_compute_score_from_the_readme_config_and_scores_through_its_reward_manager(starter, tmp_path):
     """Against the real verl (skipped where it is not installed; it pins transformers < 5.11, so it
     lives in its own environment: see the README). The README's overrides compose into verl's
-    trainer config, and verl's own loader and naive reward manager call ``compute_score``."""
+    trainer config, and the reward manager verl loads from it calls ``compute_score``."""
     pytest.importorskip("verl", reason="verl is not installed here (pip install verl==0.9.1 in its own environment)")
     import numpy as np
     import torch
@@ -154,8 +161,7 @@ def test_verl_loads_compute_score_from_the_readme_config_and_scores_through_its_
     from hydra import compose, initialize_config_dir
     from transformers import AutoTokenizer
     from verl import DataProto
-    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
-    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.trainer.ppo.reward import load_reward_manager
 
     import codegym.integrations.verl_reward as module
     from codegym.llm.embedded import prepare_embedded
@@ -166,7 +172,7 @@ def test_verl_loads_compute_score_from_the_readme_config_and_scores_through_its_
         config = compose(config_name="ppo_trainer", overrides=overrides)
     assert config.reward.custom_reward_function.path == module.__file__
     tokenizer = AutoTokenizer.from_pretrained(prepare_embedded() / "hf")
-    manager = NaiveRewardManager(config, tokenizer, get_custom_reward_fn(config))
+    manager = load_reward_manager(config, tokenizer)  # the config's manager (naive) and reward function
     for answer, expected in ((RIGHT, 1.0), (WRONG, 0.0)):
         ids = tokenizer(answer, return_tensors="pt").input_ids
         data = DataProto.from_dict(
@@ -183,12 +189,17 @@ def test_openrlhf_loads_reward_func_from_the_readme_flag_and_scores_through_its_
     ``--reward.remote_url`` and calls it as a rollout does."""
     pytest.importorskip("openrlhf.utils.agent", reason="OpenRLHF is not installed here (it needs CUDA)")
     import asyncio
+    import importlib.util
+    import re
 
     from openrlhf.utils.agent import SingleTurnAgentExecutor
 
     import codegym.integrations.openrlhf_reward as module
 
     command = _engine_command("openrlhf.cli.train_ppo_ray")
+    # OpenRLHF builds its parser under __main__ (behind ray and deepspeed): its declared flags are read
+    declared = set(re.findall(r'"(--[\w.]+)"', Path(importlib.util.find_spec("openrlhf.cli.train_ppo_ray").origin).read_text()))
+    assert [flag for flag in command if flag.startswith("--") and flag not in declared] == []
     assert command[command.index("--reward.remote_url") + 1] == "PATH"
     assert command[command.index("--data.label_key") + 1] == "problem_id"
     executor = SingleTurnAgentExecutor(remote_rm_url=module.__file__)

@@ -188,6 +188,8 @@ def test_ppo_choice_trains_only_on_a_training_split(tmp_path, mbpp_dir, capsys):
                                  split="validation", training=training)
         with pytest.raises(ValueError, match="not a training split|splits of its own"):
             make_choice_env(config)
+    with pytest.raises(ValueError, match="config.training"):  # marking applies to the split it names
+        make_choice_env(PPOChoiceConfig(out=str(tmp_path / "ppo"), data_path=str(mbpp_dir)), training=True)
     out = tmp_path / "never"
     assert main(["train", "ppo-choice", "--data-path", str(mbpp_dir), "--split", "validation", "--out", str(out)]) == 2
     assert "not a training split" in capsys.readouterr().err and not out.exists()

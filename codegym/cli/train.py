@@ -65,8 +65,8 @@ def _split_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="CodeGym/MBPP-v0", help="environment id")
     parser.add_argument("--data-path", default=None, help="data file or folder; none: the environment's default")
     parser.add_argument("--split", type=_optional, default="train",
-                        help="the training split (one marked for training: MBPP train, or data marked so); none: every "
-                        "split of the data")
+                        help="the training split (one marked for training: MBPP train, or data marked so); none: the "
+                        "whole data, refused where it holds an evaluation split (MBPP's folder does)")
     parser.add_argument("--problems", type=int, default=None, help="the split's first N problems; none: all")
     parser.add_argument("--solved-in", default=None, metavar="RUN",
                         help="only the problems a search solved in this bench run of the training split; none: all")
