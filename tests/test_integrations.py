@@ -1,5 +1,6 @@
 """The verl and OpenRLHF reward adapters: the documented signatures, and the same rewards as
-codegym.rewards.CodeReward (the packages themselves do not install on CPU machines here)."""
+codegym.rewards.CodeReward; two tests run against the real packages where they are installed (an
+environment of their own, see the README) and skip elsewhere."""
 
 from __future__ import annotations
 
